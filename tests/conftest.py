@@ -1,0 +1,46 @@
+"""Shared fixtures: small spaces and synthetic tables with known latencies."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from latency import keys
+from latency.space import SearchSpace, enumerate_entries
+from latency.table import LatencyTable
+
+TINY_SPACE = SearchSpace("tiny", ("max_pool_3x3", "skip_connect", "conv_3x3"), channels=4,
+                         input_size=8, nodes=2)
+
+
+def synthetic_latency_ms(key: keys.EntryKey) -> float:
+    """A deterministic, shape-dependent latency: grows with the work an entry does."""
+    work = key.c_in * key.h * key.w * key.n_inputs * key.batch
+    per_op = {"conv_3x3": 9.0, "conv_5x5": 25.0, "skip_connect": 0.5}.get(key.op, 1.0)
+    return 0.002 + 1e-6 * work * per_op
+
+
+def synthetic_table(space: SearchSpace, backends: tuple[str, ...] = ("torch", "onnxruntime"),
+                    latency=synthetic_latency_ms) -> LatencyTable:
+    """A table for `space` with `latency(key)` on every entry, as if profiled."""
+    records = []
+    entries = [*enumerate_entries(space), keys.call_overhead_key(space.batch_size)]
+    for backend in backends:
+        for key in entries:
+            value = latency(key)
+            records.append({"backend": backend, "device": "cpu", **key.to_row(),
+                            "h_out": key.h_out, "w_out": key.w_out, "latency_ms": value,
+                            "median_ms": value, "iqr_ms": 0.0, "n": 10, "rounds": 3,
+                            "stable": True})
+    meta = {"space": space.to_dict(), "device": "cpu", "device_name": "synthetic"}
+    return LatencyTable(pd.DataFrame.from_records(records), meta)
+
+
+@pytest.fixture
+def tiny_space() -> SearchSpace:
+    return TINY_SPACE
+
+
+@pytest.fixture
+def tiny_table() -> LatencyTable:
+    return synthetic_table(TINY_SPACE)
