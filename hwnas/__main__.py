@@ -1,0 +1,5 @@
+"""`python -m hwnas` runs the CLI."""
+
+from hwnas.cli import app
+
+app()

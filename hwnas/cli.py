@@ -1,0 +1,17 @@
+"""The `hwnas` command line: typer commands only; the work is in latency/ and search/."""
+
+from __future__ import annotations
+
+import typer
+
+from hwnas import profile_cmd
+from hwnas.errors import user_errors
+
+app = typer.Typer(help="Hardware-aware neural architecture search: measure your device, search "
+                       "once, pick under a latency budget.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+table_app = typer.Typer(help="Inspect latency tables.", no_args_is_help=True)
+
+app.command("profile")(user_errors(profile_cmd.profile))
+table_app.command("show")(user_errors(profile_cmd.show))
+app.add_typer(table_app, name="table")

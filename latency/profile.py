@@ -1,0 +1,206 @@
+"""`hwnas profile`: measure every entry of a space on one device, resumably, into a table.
+
+Measured blocks are appended to a progress file beside the output as they are taken, so an
+interruption loses at most the block in flight; `resume=True` reloads them and measures only
+what is missing. The table itself is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from latency import keys
+from latency.backends import Backend, BackendUnavailable, device_name, make_backend
+from latency.errors import UserError
+from latency.keys import EntryKey
+from latency.space import SearchSpace, enumerate_entries
+from latency.table import LatencyTable, write_table
+from latency.timing import Measurement, Timed, TimingSettings, measure_interleaved
+
+PROGRESS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What to measure, where, and how."""
+
+    space: SearchSpace
+    device: str = "cpu"  # canonical: cpu or cuda:N
+    backends: tuple[str, ...] = ("torch", "onnxruntime")
+    threads: int = 1  # intra-op threads of every backend, fixed for repeatability
+    timing: TimingSettings = field(default_factory=TimingSettings)
+    seed: int = 0  # order of the interleaved rounds
+
+    def identity(self) -> dict[str, object]:
+        """What a resumed profile must share with the interrupted one."""
+        return {"space": self.space.to_dict(), "device": self.device, "threads": self.threads,
+                "timing": self.timing.to_dict(), "seed": self.seed}
+
+
+@dataclass
+class ProfileHooks:
+    """Callbacks for progress and warnings (the CLI draws them; tests record them)."""
+
+    warn: Callable[[str], None] = lambda message: None
+    start: Callable[[str, int], None] = lambda phase, total: None  # phase name, work units
+    advance: Callable[[str], None] = lambda label: None  # one unit done
+
+
+def progress_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def check_writable(out: Path) -> None:
+    """Fail before measuring anything if `out` cannot be written."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file path such as {out}/cpu.parquet")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}."):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write --out {out} ({exc.strerror}); choose a writable "
+                        f"path") from None
+
+
+def profile(config: ProfileConfig, out: Path, resume: bool = False,
+            hooks: ProfileHooks | None = None) -> LatencyTable:
+    """Measure, write `out` atomically, remove the progress file, and return the table."""
+    hooks = hooks or ProfileHooks()
+    started = time.perf_counter()
+    check_writable(out)
+    log = progress_path(out)
+    kept = _load_progress(log, config) if resume else {}
+    if log.exists() and not resume:
+        raise UserError(f"an interrupted profile's progress is at {log}: pass --resume to "
+                        f"continue it, or delete it to start over")
+    backends = _available_backends(config, hooks)
+    entries = [*enumerate_entries(config.space), keys.call_overhead_key(
+        config.space.batch_size, config.space.dtype)]
+    timed = _prepare(backends, entries, hooks)
+    if not kept:
+        _write_header(log, config)
+    with log.open("a") as sink:
+        def persist(task: Hashable, block: list[float]) -> None:
+            backend, key = task  # type: ignore[misc]
+            sink.write(json.dumps({"backend": backend, "key": key.to_row(),
+                                   "block_ms": block}) + "\n")
+            sink.flush()
+            hooks.advance(f"{backend} {key.label()}")
+
+        hooks.start("measuring", _expected_blocks(timed, kept, config.timing))
+        results = measure_interleaved(timed, config.timing, kept, persist, seed=config.seed)
+    meta = {**_metadata(config, sorted(backends)),
+            "profile_wall_s": round(time.perf_counter() - started, 2)}
+    table = LatencyTable(_rows(results, config), meta)
+    write_table(table, out)
+    log.unlink()
+    return table
+
+
+def _available_backends(config: ProfileConfig, hooks: ProfileHooks) -> dict[str, Backend]:
+    backends = {}
+    for name in config.backends:
+        try:
+            backends[name] = make_backend(name, config.device, config.threads)
+        except BackendUnavailable as exc:
+            hooks.warn(f"skipping backend {name}: {exc}")
+    if not backends:
+        raise UserError(f"no backend can run on {config.device} here; see the warnings above")
+    return backends
+
+
+def _prepare(backends: dict[str, Backend], entries: list[EntryKey],
+             hooks: ProfileHooks) -> dict[Hashable, Timed]:
+    hooks.start("preparing", len(backends) * len(entries))
+    timed: dict[Hashable, Timed] = {}
+    for name, backend in backends.items():
+        for key in entries:
+            timed[(name, key)] = backend.prepare(key)
+            hooks.advance(f"{name} {key.label()}")
+    return timed
+
+
+def _expected_blocks(timed: dict[Hashable, Timed], kept: dict[Hashable, Measurement],
+                     timing: TimingSettings) -> int:
+    """Blocks to the minimum round count for every entry (more if some are noisy)."""
+    return sum(max(0, timing.min_rounds - kept[t].rounds) if t in kept else timing.min_rounds
+               for t in timed)
+
+
+def _write_header(log: Path, config: ProfileConfig) -> None:
+    header = {"hwnas_progress": PROGRESS_FORMAT, "config": config.identity()}
+    log.write_text(json.dumps(header) + "\n")
+
+
+def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measurement]:
+    """Blocks measured by an interrupted run with the same settings; a torn last line is
+    dropped (it was being written when the run stopped)."""
+    if not log.exists():
+        return {}
+    lines = log.read_text().splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("hwnas_progress") != PROGRESS_FORMAT:
+        raise UserError(f"{log} is not an hwnas progress file: delete it and run without "
+                        f"--resume")
+    if header["config"] != json.loads(json.dumps(config.identity())):
+        raise UserError(f"{log} was measured with other settings (space, device, threads or "
+                        f"timing): delete it, or resume with the same options")
+    kept: dict[Hashable, Measurement] = {}
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        task = (record["backend"], EntryKey.from_row(record["key"]))
+        kept.setdefault(task, Measurement()).blocks_ms.append(record["block_ms"])
+    return kept
+
+
+def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> pd.DataFrame:
+    records = []
+    for (backend, key), m in results.items():  # type: ignore[misc]
+        records.append({"backend": backend, "device": config.device, **key.to_row(),
+                        "h_out": key.h_out, "w_out": key.w_out, "latency_ms": m.latency_ms,
+                        "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "n": m.n,
+                        "rounds": m.rounds, "stable": m.is_stable(config.timing.rel_tol)})
+    return pd.DataFrame.from_records(records)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _metadata(config: ProfileConfig, backends: list[str]) -> dict[str, object]:
+    return {
+        "space": config.space.to_dict(),
+        "space_fingerprint": config.space.fingerprint(),
+        "device": config.device,
+        "device_name": device_name(config.device),
+        "threads": config.threads,
+        "backends": backends,
+        "timing": config.timing.to_dict(),
+        "statistic": "minimum over interleaved rounds of per-block median latency",
+        "seed": config.seed,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {"hwnas": _version("hwnas"), "torch": _version("torch"),
+                     "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
+                     "python": sys.version.split()[0], "platform": platform.platform()},
+    }
