@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,12 +13,19 @@ from rich.table import Table
 
 from hwnas.errors import err_console
 
+if TYPE_CHECKING:
+    from latency.hooks import Hooks
+
 # Piped output (logs, CI, tests) gets a fixed, readable width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
+PROGRESS_COLUMNS = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), TextColumn("[dim]{task.fields[label]}"))
+
+
 class RichHooks:
-    """ProfileHooks drawn as a rich progress bar, one task per phase."""
+    """Hooks drawn as a rich progress bar, one task per phase."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -40,6 +47,11 @@ class RichHooks:
             self.progress.update(self.task, total=task.total + 1)
         self.progress.update(self.task, advance=1, label=label)
 
+    def hooks(self) -> Hooks:
+        from latency.hooks import Hooks
+
+        return Hooks(self.warn, self.start, self.advance)
+
 
 def profile(
     out: Annotated[Path, typer.Option(help="Where to write the table (Parquet).")] = Path(
@@ -55,14 +67,18 @@ def profile(
     threads: Annotated[int, typer.Option(help="Intra-op threads of every backend.", min=1)] = 1,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted profile from its progress file beside --out.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the interleaving order.")] = 0,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the interleaving order and of the calibration networks.")] = 0,
+    calibration_networks: Annotated[int | None, typer.Option(
+        help="Whole networks measured per backend to calibrate the latency model (default: "
+             "6 × (ops + 1); 0: none).", min=0)] = None,
 ) -> None:
     """Measure every candidate op at every shape of the space, through PyTorch and ONNX Runtime."""
     import dataclasses
 
     from latency.backends import BACKENDS, parse_device
     from latency.errors import UserError
-    from latency.profile import ProfileConfig, ProfileHooks
+    from latency.profile import ProfileConfig
     from latency.profile import profile as run_profile
     from latency.space import load_space
 
@@ -73,13 +89,10 @@ def profile(
     the_space = load_space(space)
     if batch_size is not None:
         the_space = dataclasses.replace(the_space, batch_size=batch_size)
-    config = ProfileConfig(the_space, parse_device(device), chosen, threads, seed=seed)
-    columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn(), TextColumn("[dim]{task.fields[label]}"))
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        hooks = RichHooks(progress)
-        table = run_profile(config, out, resume, ProfileHooks(hooks.warn, hooks.start,
-                                                              hooks.advance))
+    config = ProfileConfig(the_space, parse_device(device), chosen, threads, seed=seed,
+                           calibration_networks=calibration_networks)
+    with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
+        table = run_profile(config, out, resume, RichHooks(progress).hooks())
     console.print(f"wrote {out}: {len(table.rows)} entries in "
                   f"{table.meta['profile_wall_s']} s")
     print_summary(table)
@@ -121,6 +134,16 @@ def print_summary(table: object) -> None:
             cells += [f"{totals[name][op]:.3f}", f"{shares[name][op]:.3f}"]
         summary.add_row(op, *cells)
     console.print(summary)
+    calibration = meta.get("calibration") or {}
+    for name in backends:
+        if name in calibration:
+            fit = calibration[name]
+            console.print(f"{name} latency model: calibrated on {fit['networks']} whole networks,"
+                          f" fit error {fit['fit_mape_pct']}% (check held-out networks with "
+                          f"`hwnas validate`)", highlight=False)
+        else:
+            console.print(f"{name} latency model: [yellow]uncalibrated[/] (profile with "
+                          f"--calibration-networks > 0 to calibrate)", highlight=False)
 
 
 def print_entries(table: object) -> None:

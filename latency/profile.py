@@ -12,7 +12,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,13 +20,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from latency import keys
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
+from latency.hooks import Hooks
 from latency.keys import EntryKey
-from latency.space import SearchSpace, enumerate_entries
+from latency.network import Genotype
+from latency.predict import fit_calibration, uncalibrated_model
+from latency.space import SearchSpace, enumerate_entries, overhead_entries
 from latency.table import LatencyTable, write_table
 from latency.timing import Measurement, Timed, TimingSettings, measure_interleaved
+from latency.wholenet import calibration_genotypes, prepare_network
 
 PROGRESS_FORMAT = 1
 
@@ -40,21 +43,28 @@ class ProfileConfig:
     backends: tuple[str, ...] = ("torch", "onnxruntime")
     threads: int = 1  # intra-op threads of every backend, fixed for repeatability
     timing: TimingSettings = field(default_factory=TimingSettings)
-    seed: int = 0  # order of the interleaved rounds
+    seed: int = 0  # order of the interleaved rounds and choice of calibration networks
+    calibration_networks: int | None = None  # whole networks per backend; None: 6 × (ops + 1)
+
+    @property
+    def network_count(self) -> int:
+        """Six networks per fitted parameter (the intercept and one scale per op)."""
+        if self.calibration_networks is not None:
+            return self.calibration_networks
+        return 6 * (len(self.space.ops) + 1)
 
     def identity(self) -> dict[str, object]:
         """What a resumed profile must share with the interrupted one."""
         return {"space": self.space.to_dict(), "device": self.device, "threads": self.threads,
-                "timing": self.timing.to_dict(), "seed": self.seed}
+                "timing": self.timing.to_dict(), "seed": self.seed,
+                "calibration_networks": self.network_count}
 
 
-@dataclass
-class ProfileHooks:
-    """Callbacks for progress and warnings (the CLI draws them; tests record them)."""
+@dataclass(frozen=True)
+class CalibrationNetwork:
+    """A timing task: the index-th calibration network of a backend."""
 
-    warn: Callable[[str], None] = lambda message: None
-    start: Callable[[str, int], None] = lambda phase, total: None  # phase name, work units
-    advance: Callable[[str], None] = lambda label: None  # one unit done
+    index: int
 
 
 def progress_path(out: Path) -> Path:
@@ -75,9 +85,9 @@ def check_writable(out: Path) -> None:
 
 
 def profile(config: ProfileConfig, out: Path, resume: bool = False,
-            hooks: ProfileHooks | None = None) -> LatencyTable:
+            hooks: Hooks | None = None) -> LatencyTable:
     """Measure, write `out` atomically, remove the progress file, and return the table."""
-    hooks = hooks or ProfileHooks()
+    hooks = hooks or Hooks()
     started = time.perf_counter()
     check_writable(out)
     log = progress_path(out)
@@ -86,30 +96,32 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         raise UserError(f"an interrupted profile's progress is at {log}: pass --resume to "
                         f"continue it, or delete it to start over")
     backends = _available_backends(config, hooks)
-    entries = [*enumerate_entries(config.space), keys.call_overhead_key(
-        config.space.batch_size, config.space.dtype)]
-    timed = _prepare(backends, entries, hooks)
+    entries = [*enumerate_entries(config.space), *overhead_entries(config.space)]
+    genotypes = calibration_genotypes(config.space, config.network_count, config.seed)
+    timed = _prepare(backends, entries, genotypes, config.space, hooks)
     if not kept:
         _write_header(log, config)
     with log.open("a") as sink:
         def persist(task: Hashable, block: list[float]) -> None:
-            backend, key = task  # type: ignore[misc]
-            sink.write(json.dumps({"backend": backend, "key": key.to_row(),
-                                   "block_ms": block}) + "\n")
+            backend, item = task  # type: ignore[misc]
+            where = ({"network": item.index} if isinstance(item, CalibrationNetwork)
+                     else {"key": item.to_row()})
+            sink.write(json.dumps({"backend": backend, **where, "block_ms": block}) + "\n")
             sink.flush()
-            hooks.advance(f"{backend} {key.label()}")
+            hooks.advance(f"{backend} {_label(item)}")
 
         hooks.start("measuring", _expected_blocks(timed, kept, config.timing))
         results = measure_interleaved(timed, config.timing, kept, persist, seed=config.seed)
-    meta = {**_metadata(config, sorted(backends)),
-            "profile_wall_s": round(time.perf_counter() - started, 2)}
-    table = LatencyTable(_rows(results, config), meta)
+    table = LatencyTable(_rows(results, config), _metadata(config, sorted(backends)))
+    if genotypes:
+        table = _calibrated(table, genotypes, results)
+    table.meta["profile_wall_s"] = round(time.perf_counter() - started, 2)
     write_table(table, out)
     log.unlink()
     return table
 
 
-def _available_backends(config: ProfileConfig, hooks: ProfileHooks) -> dict[str, Backend]:
+def _available_backends(config: ProfileConfig, hooks: Hooks) -> dict[str, Backend]:
     backends = {}
     for name in config.backends:
         try:
@@ -121,15 +133,42 @@ def _available_backends(config: ProfileConfig, hooks: ProfileHooks) -> dict[str,
     return backends
 
 
-def _prepare(backends: dict[str, Backend], entries: list[EntryKey],
-             hooks: ProfileHooks) -> dict[Hashable, Timed]:
-    hooks.start("preparing", len(backends) * len(entries))
+def _prepare(backends: dict[str, Backend], entries: list[EntryKey], genotypes: list[Genotype],
+             space: SearchSpace, hooks: Hooks) -> dict[Hashable, Timed]:
+    """Build every entry, and every calibration network, on every backend."""
+    hooks.start("preparing", len(backends) * (len(entries) + len(genotypes)))
     timed: dict[Hashable, Timed] = {}
     for name, backend in backends.items():
         for key in entries:
             timed[(name, key)] = backend.prepare(key)
             hooks.advance(f"{name} {key.label()}")
+        for index, genotype in enumerate(genotypes):
+            network = CalibrationNetwork(index)
+            timed[(name, network)] = prepare_network(backend, space, genotype)
+            hooks.advance(f"{name} {_label(network)}")
     return timed
+
+
+def _label(item: EntryKey | CalibrationNetwork) -> str:
+    if isinstance(item, CalibrationNetwork):
+        return f"calibration network {item.index}"
+    return item.label()
+
+
+def _calibrated(table: LatencyTable, genotypes: list[Genotype],
+                results: dict[Hashable, Measurement]) -> LatencyTable:
+    """The table with each backend's calibration (and the networks it was fitted on)."""
+    calibration, networks = {}, {}
+    for backend in table.backends:
+        measured = [results[(backend, CalibrationNetwork(i))].latency_ms
+                    for i in range(len(genotypes))]
+        model = uncalibrated_model(table, backend)
+        calibration[backend] = fit_calibration(model, genotypes, measured).to_dict()
+        networks[backend] = [{"genotype": json.loads(g.to_json()), "measured_ms": m,
+                              "uncalibrated_ms": model.predict_ms(g)}
+                             for g, m in zip(genotypes, measured, strict=True)]
+    return LatencyTable(table.rows, {**table.meta, "calibration": calibration,
+                                     "calibration_networks": networks})
 
 
 def _expected_blocks(timed: dict[Hashable, Timed], kept: dict[Hashable, Measurement],
@@ -166,7 +205,9 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        task = (record["backend"], EntryKey.from_row(record["key"]))
+        item = (CalibrationNetwork(record["network"]) if "network" in record
+                else EntryKey.from_row(record["key"]))
+        task = (record["backend"], item)
         kept.setdefault(task, Measurement()).blocks_ms.append(record["block_ms"])
     return kept
 
@@ -174,6 +215,8 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
 def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> pd.DataFrame:
     records = []
     for (backend, key), m in results.items():  # type: ignore[misc]
+        if isinstance(key, CalibrationNetwork):
+            continue
         records.append({"backend": backend, "device": config.device, **key.to_row(),
                         "h_out": key.h_out, "w_out": key.w_out, "latency_ms": m.latency_ms,
                         "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "n": m.n,

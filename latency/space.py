@@ -232,3 +232,15 @@ def enumerate_entries(space: SearchSpace) -> list[EntryKey]:
             for op in space.ops:
                 found.setdefault(edge_key(space, plan, edge, op))
     return list(found)
+
+
+def overhead_entries(space: SearchSpace) -> list[EntryKey]:
+    """Empty calls (identity) at three sizes: one element, a first-cell node, and a first-cell
+    output. A backend's per-call cost grows with the bytes it moves in and out; these three
+    let the latency model subtract the right overhead from every entry."""
+    b, dt, size = space.batch_size, space.dtype, space.input_size
+    node = space.channels
+    return [keys.call_overhead_key(b, dt),
+            EntryKey(keys.CALL_OVERHEAD, b, node, node, size, size, 1, dtype=dt),
+            EntryKey(keys.CALL_OVERHEAD, b, space.nodes * node, space.nodes * node, size, size,
+                     1, dtype=dt)]

@@ -107,6 +107,7 @@ def content_fingerprint(rows: pd.DataFrame, meta: dict[str, object]) -> str:
     """A hash of what was measured and for which space (not when): 16 hex digits."""
     canonical = rows.sort_values(list(ROW_KEY)).reset_index(drop=True)
     payload = json.dumps({"space": meta.get("space"), "device": meta.get("device"),
+                          "calibration": meta.get("calibration"),
                           "rows": canonical[list(COLUMNS)].to_dict("records")},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -25,12 +25,12 @@ class TimingSettings:
     """How long and how hard to measure each entry."""
 
     warmup_s: float = 0.02  # spent calling an entry before its first timed block
-    block_s: float = 0.01  # target length of one timed block
+    block_s: float = 0.02  # target length of one timed block
     min_calls: int = 5  # calls per block, at least
     max_calls: int = 200  # calls per block, at most
-    min_rounds: int = 4  # blocks before an entry may stop
-    max_rounds: int = 12  # blocks at most; an entry still disagreeing then is unstable
-    rel_tol: float = 0.03  # the two lowest block medians must agree this closely
+    min_rounds: int = 6  # blocks before an entry may stop
+    max_rounds: int = 16  # blocks at most; an entry still disagreeing then is unstable
+    rel_tol: float = 0.02  # the two lowest block medians must agree this closely
     group: int = 1  # calls per timed sample (CUDA: several calls between two syncs)
 
     def to_dict(self) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from latency import keys
-from latency.space import SearchSpace, enumerate_entries
+from latency.space import SearchSpace, enumerate_entries, overhead_entries
 from latency.table import LatencyTable
 
 TINY_SPACE = SearchSpace("tiny", ("max_pool_3x3", "skip_connect", "conv_3x3"), channels=4,
@@ -24,7 +24,7 @@ def synthetic_table(space: SearchSpace, backends: tuple[str, ...] = ("torch", "o
                     latency=synthetic_latency_ms) -> LatencyTable:
     """A table for `space` with `latency(key)` on every entry, as if profiled."""
     records = []
-    entries = [*enumerate_entries(space), keys.call_overhead_key(space.batch_size)]
+    entries = [*enumerate_entries(space), *overhead_entries(space)]
     for backend in backends:
         for key in entries:
             value = latency(key)

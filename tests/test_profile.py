@@ -15,8 +15,9 @@ from latency import keys
 from latency import profile as profile_module
 from latency.backends import BackendUnavailable
 from latency.errors import UserError
-from latency.profile import ProfileConfig, ProfileHooks, profile, progress_path
-from latency.space import enumerate_entries
+from latency.hooks import Hooks
+from latency.profile import ProfileConfig, profile, progress_path
+from latency.space import enumerate_entries, overhead_entries
 from latency.table import read_table
 from latency.timing import TimingSettings
 
@@ -37,7 +38,7 @@ def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file
     result = runner.invoke(app, ["profile", "--space", str(space_file), "--out", str(out)])
     assert result.exit_code == 0, result.output
     table = read_table(out)
-    expected = {*enumerate_entries(TINY_SPACE), keys.call_overhead_key(1)}
+    expected = {*enumerate_entries(TINY_SPACE), *overhead_entries(TINY_SPACE)}
     for backend in ("torch", "onnxruntime"):
         rows = table.rows[table.rows["backend"] == backend]
         assert {keys.EntryKey.from_row(r) for r in rows.to_dict("records")} == expected
@@ -51,7 +52,7 @@ def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file
     assert shown.exit_code == 0 and "preprocess_reduce" in shown.output
 
 
-class Interrupt(ProfileHooks):
+class Interrupt(Hooks):
     """Raises KeyboardInterrupt after `after` measured blocks, like Ctrl-C would."""
 
     def __init__(self, after: int) -> None:
@@ -72,7 +73,9 @@ class Interrupt(ProfileHooks):
 
 def test_resume_after_interruption_keeps_every_measured_block(tmp_path: Path) -> None:
     out = tmp_path / "t.parquet"
-    config = ProfileConfig(TINY_SPACE, backends=("torch",), timing=QUICK)
+    # no calibration networks: their blocks are not rows, and this test counts rows' blocks
+    config = ProfileConfig(TINY_SPACE, backends=("torch",), timing=QUICK,
+                           calibration_networks=0)
     with pytest.raises(KeyboardInterrupt):
         profile(config, out, hooks=Interrupt(after=7))
     assert not out.exists()
@@ -82,9 +85,9 @@ def test_resume_after_interruption_keeps_every_measured_block(tmp_path: Path) ->
     with pytest.raises(UserError, match="pass --resume"):
         profile(config, out)
     blocks_after = []
-    hooks = ProfileHooks(advance=blocks_after.append)
+    hooks = Hooks(advance=blocks_after.append)
     table = profile(config, out, resume=True, hooks=hooks)
-    entries = len(enumerate_entries(TINY_SPACE)) + 1
+    entries = len(enumerate_entries(TINY_SPACE)) + len(overhead_entries(TINY_SPACE))
     measured = len(blocks_after) - entries  # the prepare phase advances once per entry too
     assert int(table.rows["rounds"].sum()) == 7 + measured
     assert not log.exists()
@@ -111,7 +114,7 @@ def test_a_missing_backend_is_skipped_with_a_warning(tmp_path: Path, monkeypatch
     monkeypatch.setattr(profile_module, "make_backend", no_onnxruntime)
     warnings: list[str] = []
     config = ProfileConfig(TINY_SPACE, timing=QUICK)
-    table = profile(config, tmp_path / "t.parquet", hooks=ProfileHooks(warn=warnings.append))
+    table = profile(config, tmp_path / "t.parquet", hooks=Hooks(warn=warnings.append))
     assert table.backends == ["torch"]
     assert warnings == ["skipping backend onnxruntime: onnxruntime here has no "
                         "CPUExecutionProvider"]

@@ -1,0 +1,207 @@
+"""End-to-end latency of a discrete architecture from the table, and its calibration.
+
+The model, per backend (docs/latency-model.md says why each part is there):
+
+    predicted = F + c0 + Σ_m a_m · L_m
+
+- `F`: the fixed parts (stem, preprocessing, node sums, concatenations, head), the same for
+  every architecture of a space.
+- `L_m`: the summed latency of the edges whose op is m, at each edge's shape.
+- For a backend that runs the whole network as one call (ONNX Runtime: one session), every
+  isolated entry paid the backend's per-call overhead that the fused network pays once:
+  it is subtracted from each entry and added back once. Eager PyTorch really dispatches every
+  module, so its entries are used as measured.
+- A fused backend also computes a parameter-free op (pooling, identity) only once per source
+  node: edges from one node with the same parameter-free op are the same computation, and ONNX
+  Runtime's common-subexpression elimination merges them. Those edges count once.
+- `c0`, `a_m`: the calibration, fitted on whole networks measured the same way a deployed model
+  runs; without calibration `c0 = 0`, `a_m = 1` (the corrected sum) and a warning says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from latency import keys, ops
+from latency.network import Genotype
+from latency.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
+from latency.table import LatencyTable
+
+FUSED_BACKENDS = frozenset({"onnxruntime"})  # the whole network is one call
+
+
+class UncalibratedWarning(UserWarning):
+    """The table has no calibration for this backend: predictions are the corrected sum."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted correction of one backend: `c0` and one scale per operation."""
+
+    intercept_ms: float = 0.0
+    op_scale: dict[str, float] = field(default_factory=dict)  # missing op: scale 1
+    networks: int = 0  # whole networks it was fitted on
+    fit_mape_pct: float | None = None  # mean |error| on those networks after fitting
+
+    def to_dict(self) -> dict[str, object]:
+        return {"intercept_ms": self.intercept_ms, "op_scale": self.op_scale,
+                "networks": self.networks, "fit_mape_pct": self.fit_mape_pct}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Calibration:
+        return cls(float(data["intercept_ms"]), dict(data["op_scale"]),  # type: ignore[arg-type]
+                   int(data["networks"]), data.get("fit_mape_pct"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Everything needed to predict one backend's latency for any genotype of the space."""
+
+    space: SearchSpace
+    backend: str
+    fixed_ms: float  # F
+    edge_ms: list[list[dict[str, float]]]  # [cell][edge][op] -> corrected entry latency
+    calibration: Calibration | None
+    shared: frozenset[tuple[str, int]] = frozenset()  # (op, stride) computed once per source
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
+
+    def op_sums_ms(self, genotype: Genotype) -> dict[str, float]:
+        """L_m: summed corrected latency of the edges carrying each op."""
+        sums = dict.fromkeys(self.space.ops, 0.0)
+        edges = cell_edges(self.space.nodes)
+        for plan, cell in zip(cell_plans(self.space), self.edge_ms, strict=True):
+            computed = set()
+            for index, choices in enumerate(cell):
+                op, source = genotype.for_cell(plan)[index], edges[index][0]
+                if (op, plan.edge_stride(edges[index])) in self.shared:
+                    if (source, op) in computed:
+                        continue
+                    computed.add((source, op))
+                sums[op] += choices[op]
+        return sums
+
+    def predict_ms(self, genotype: Genotype) -> float:
+        return self.combine_ms(self.op_sums_ms(genotype))
+
+    def combine_ms(self, op_sums_ms: dict[str, float]) -> float:
+        """F + c0 + Σ a_m L_m for given per-op sums (also used on expected sums in search)."""
+        calibration = self.calibration or Calibration()
+        return (self.fixed_ms + calibration.intercept_ms
+                + sum(calibration.op_scale.get(op, 1.0) * total
+                      for op, total in op_sums_ms.items()))
+
+    def scaled_edge_ms(self) -> list[list[dict[str, float]]]:
+        """a_m × corrected latency for every cell, edge and op: the per-edge terms whose
+        γ-weighted sum plus `constant_ms` is the (differentiable) expected latency."""
+        calibration = self.calibration or Calibration()
+        return [[{op: calibration.op_scale.get(op, 1.0) * ms for op, ms in choices.items()}
+                 for choices in cell] for cell in self.edge_ms]
+
+    @property
+    def constant_ms(self) -> float:
+        return self.fixed_ms + (self.calibration or Calibration()).intercept_ms
+
+
+def moved_bytes(key: keys.EntryKey) -> int:
+    """Bytes a call of this entry takes in and gives back."""
+    element = 2 if key.dtype in ("float16", "bfloat16") else 4
+    inputs = key.n_inputs * key.c_in * key.h * key.w
+    output = key.c_out if key.op == keys.HEAD else key.c_out * key.h_out * key.w_out
+    return key.batch * element * (inputs + output)
+
+
+def call_overhead_fit(table: LatencyTable, backend: str) -> tuple[float, float]:
+    """(ms per call, ms per moved byte) of an empty call: a line through the table's
+    call_overhead rows (a constant when it holds only one)."""
+    rows = table.rows[(table.rows["backend"] == backend)
+                      & (table.rows["op"] == keys.CALL_OVERHEAD)]
+    moved = np.array([moved_bytes(keys.EntryKey.from_row(r)) for r in rows.to_dict("records")])
+    latency = rows["latency_ms"].to_numpy(dtype=float)
+    if len(set(moved)) < 2:
+        return float(latency.min()), 0.0
+    slope, intercept = np.polyfit(moved, latency, 1)
+    return float(intercept), max(float(slope), 0.0)
+
+
+def uncalibrated_model(table: LatencyTable, backend: str) -> LatencyModel:
+    """The corrected sum, before any calibration is applied."""
+    space = table.space
+    fused = backend in FUSED_BACKENDS
+    per_call_ms, per_byte_ms = call_overhead_fit(table, backend) if fused else (0.0, 0.0)
+
+    def corrected(key: keys.EntryKey) -> float:
+        overhead = per_call_ms + per_byte_ms * moved_bytes(key)
+        return max(table.latency_ms(backend, key) - overhead, 0.0)
+
+    fixed = sum(corrected(key) for key in fixed_entries(space)) + per_call_ms
+    edge_ms = [[{op: corrected(edge_key(space, plan, edge, op)) for op in space.ops}
+                for edge in cell_edges(space.nodes)] for plan in cell_plans(space)]
+    shared = frozenset((op, stride) for op in space.ops for stride in (1, 2)
+                       if fused and _parameter_free(op, stride))
+    return LatencyModel(space, backend, fixed, edge_ms, None, shared)
+
+
+def _parameter_free(op: str, stride: int) -> bool:
+    return not any(True for _ in ops.make_op(op, 2, stride).parameters())
+
+
+def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> LatencyModel:
+    """The table's model for `backend`, calibrated when the table carries a calibration."""
+    model = uncalibrated_model(table, backend)
+    stored = (table.meta.get("calibration") or {}).get(backend)  # type: ignore[union-attr]
+    if stored is None:
+        if warn:
+            warnings.warn(f"table has no calibration for {backend}: latency predictions are "
+                          f"the uncalibrated sum of entries; re-run `hwnas profile` to "
+                          f"calibrate", UncalibratedWarning, stacklevel=2)
+        return model
+    return dataclasses.replace(model, calibration=Calibration.from_dict(stored))
+
+
+def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
+                    measured_ms: list[float], ridge: float = 0.05) -> Calibration:
+    """Least squares on relative error of `c0` and `a_m`, lightly pulled toward the
+    uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible."""
+    ops = list(model.space.ops)
+    y = np.asarray(measured_ms, dtype=float)
+    sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
+    design = np.column_stack([np.ones(len(y)), sums]) / y[:, None]
+    target = (y - model.fixed_ms) / y
+    prior = np.array([0.0] + [1.0] * len(ops))
+    scale = np.array([1.0 / float(np.mean(y))] + [1.0] * len(ops))  # intercept in ms units
+    rows = np.vstack([design, ridge * np.diag(scale)])
+    rhs = np.concatenate([target, ridge * scale * prior])
+    params, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
+    calibration = Calibration(float(params[0]), dict(zip(ops, map(float, params[1:]),
+                                                         strict=True)), len(y))
+    fitted = dataclasses.replace(model, calibration=calibration)
+    errors = [abs(fitted.predict_ms(g) - m) / m for g, m in zip(genotypes, y, strict=True)]
+    return Calibration(calibration.intercept_ms, calibration.op_scale, len(y),
+                       round(100 * float(np.mean(errors)), 2))
+
+
+def mixture_genotypes(space: SearchSpace, count: int, generator: np.random.Generator,
+                      include_pure: bool) -> list[Genotype]:
+    """Architectures with varied op mixtures: each draws its op probabilities from a flat
+    Dirichlet, then every edge from them. Uniform per-edge sampling would give nearly the same
+    mixture every time and leave the per-op scales unidentifiable. `include_pure` starts with
+    one single-op network per op (the corners of the mixture simplex)."""
+    k, edges = len(space.ops), space.edges_per_cell
+    found: list[Genotype] = []
+    if include_pure:
+        found = [Genotype((op,) * edges, (op,) * edges) for op in space.ops][:count]
+    while len(found) < count:
+        probabilities = generator.dirichlet(np.ones(k))
+        picks = generator.choice(k, size=(2, edges), p=probabilities)
+        genotype = Genotype(tuple(space.ops[i] for i in picks[0]),
+                            tuple(space.ops[i] for i in picks[1]))
+        if genotype not in found:
+            found.append(genotype)
+    return found

@@ -1,0 +1,160 @@
+"""`hwnas validate`: predicted against measured end-to-end latency on held-out networks.
+
+Each network is measured twice, in two separate interleaved passes; how far the two passes
+disagree is the machine's repeatability floor, reported beside the prediction error so a
+reader can tell model error from noise. The measured figure is the lower of the two (the
+table statistic over both passes' blocks).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from latency.backends import device_name, make_backend, parse_device
+from latency.errors import UserError
+from latency.hooks import Hooks
+from latency.network import Genotype
+from latency.predict import latency_model
+from latency.table import LatencyTable, atomic_write
+from latency.timing import TimingSettings, measure_interleaved
+from latency.wholenet import prepare_network, validation_genotypes
+
+
+@dataclass(frozen=True)
+class ValidationPoint:
+    genotype: Genotype
+    predicted_ms: float
+    first_ms: float  # pass 1
+    second_ms: float  # pass 2
+
+    @property
+    def measured_ms(self) -> float:
+        return min(self.first_ms, self.second_ms)
+
+    @property
+    def error_pct(self) -> float:
+        return 100 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+    @property
+    def repeat_pct(self) -> float:
+        """How far the two passes disagree, relative to the lower one."""
+        return 100 * abs(self.first_ms - self.second_ms) / self.measured_ms
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    backend: str
+    calibrated: bool
+    points: list[ValidationPoint]
+
+    def within(self, pct: float) -> float:
+        return sum(abs(p.error_pct) <= pct for p in self.points) / len(self.points)
+
+    def summary(self) -> dict[str, object]:
+        errors = [abs(p.error_pct) for p in self.points]
+        repeats = [p.repeat_pct for p in self.points]
+        frame = pd.DataFrame({"predicted": [p.predicted_ms for p in self.points],
+                              "measured": [p.measured_ms for p in self.points]})
+        return {
+            "backend": self.backend,
+            "calibrated": self.calibrated,
+            "n": len(self.points),
+            "within_5pct": self.within(5),
+            "within_10pct": self.within(10),
+            "mape": statistics.fmean(errors),
+            "worst_pct": max(self.points, key=lambda p: abs(p.error_pct)).error_pct,
+            "rank_correlation": float(frame["predicted"].corr(frame["measured"],
+                                                              method="spearman")),
+            "repeatability_pct": statistics.median(repeats),
+            "repeatability_worst_pct": max(repeats),
+            "repeat_within_10pct": sum(r <= 10 for r in repeats) / len(repeats),
+            "measured_range_ms": [min(p.measured_ms for p in self.points),
+                                  max(p.measured_ms for p in self.points)],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"genotype": p.genotype.to_json(), "predicted_ms": p.predicted_ms,
+                              "measured_ms": p.measured_ms, "first_ms": p.first_ms,
+                              "second_ms": p.second_ms, "error_pct": p.error_pct,
+                              "repeat_pct": p.repeat_pct} for p in self.points])
+
+
+def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
+             hooks: Hooks | None = None) -> ValidationReport:
+    """Measure `n` held-out architectures twice on this machine and compare to prediction."""
+    hooks = hooks or Hooks()
+    if backend not in table.backends:
+        raise UserError(f"the table has no {backend} entries (it has "
+                        f"{', '.join(table.backends)}); profile that backend first")
+    if n < 2:
+        raise UserError(f"--n must be at least 2, got {n}")
+    device = parse_device(table.device)
+    here = device_name(device)
+    if here != table.meta.get("device_name"):
+        hooks.warn(f"the table was measured on {table.meta.get('device_name')!r}, this is "
+                   f"{here!r}: predictions are for the table's device")
+    model = latency_model(table, backend, warn=False)
+    if not model.calibrated:
+        hooks.warn(f"the table has no calibration for {backend}: predictions are the "
+                   f"uncalibrated sum; re-run `hwnas profile` to calibrate")
+    space = table.space
+    used = [Genotype.from_json(json.dumps(net["genotype"])) for net in
+            (table.meta.get("calibration_networks") or {}).get(backend, [])]
+    genotypes = validation_genotypes(space, n, seed, exclude=used)
+    runner = make_backend(backend, device, int(table.meta.get("threads", 1)))
+    hooks.start("preparing", n)
+    timed = {}
+    for index, genotype in enumerate(genotypes):
+        timed[index] = prepare_network(runner, space, genotype)
+        hooks.advance(f"network {index}")
+    settings = TimingSettings(**table.meta.get("timing", {}))  # type: ignore[arg-type]
+    passes = []
+    for repeat in (1, 2):
+        hooks.start(f"pass {repeat}/2", n * settings.min_rounds)
+        passes.append(measure_interleaved(timed, settings, seed=seed * 2 + repeat,
+                                          on_block=lambda i, _: hooks.advance(f"network {i}")))
+    points = [ValidationPoint(g, model.predict_ms(g), passes[0][i].latency_ms,
+                              passes[1][i].latency_ms) for i, g in enumerate(genotypes)]
+    return ValidationReport(backend, model.calibrated, points)
+
+
+def write_csv(report: ValidationReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: report.to_frame().to_csv(tmp, index=False))
+
+
+def plot(report: ValidationReport, path: Path, title: str) -> None:
+    """Predicted against measured, with the ±10% band and each network's two passes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = report.to_frame()
+    low = min(frame["measured_ms"].min(), frame["predicted_ms"].min()) * 0.85
+    high = max(frame["second_ms"].max(), frame["first_ms"].max(),
+               frame["predicted_ms"].max()) * 1.1
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    line = [low, high]
+    axes.plot(line, line, color="black", linewidth=1, label="exact")
+    axes.fill_between(line, [v * 0.9 for v in line], [v * 1.1 for v in line], color="tab:green",
+                      alpha=0.15, label="±10%")
+    axes.errorbar(frame["measured_ms"], frame["predicted_ms"],
+                  xerr=[[0] * len(frame), (frame[["first_ms", "second_ms"]].max(axis=1)
+                                           - frame["measured_ms"]).tolist()],
+                  fmt="o", markersize=4, elinewidth=1, label="network (bar: 2nd pass)")
+    summary = report.summary()
+    axes.set(xlabel="measured latency (ms)", ylabel="predicted latency (ms)",
+             title=f"{title}\nwithin ±10%: {100 * summary['within_10pct']:.0f}%, MAPE "
+                   f"{summary['mape']:.1f}%, repeatability {summary['repeatability_pct']:.1f}%",
+             xlim=line, ylim=line)
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)

@@ -1,0 +1,43 @@
+"""Whole networks measured the way a deployed model runs, for calibration and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from latency.backends import Backend
+from latency.network import Genotype, discrete_network
+from latency.predict import mixture_genotypes
+from latency.space import SearchSpace
+from latency.timing import Timed
+
+# Calibration and validation draw architectures from separate streams of the same seed.
+CALIBRATION_STREAM = 0xCA11B
+VALIDATION_STREAM = 0x7A11D
+
+
+def calibration_genotypes(space: SearchSpace, count: int, seed: int) -> list[Genotype]:
+    """The networks `hwnas profile` calibrates on: one per op, then varied mixtures."""
+    rng = np.random.default_rng([seed, CALIBRATION_STREAM])
+    return mixture_genotypes(space, count, rng, include_pure=True)
+
+
+def validation_genotypes(space: SearchSpace, count: int, seed: int,
+                         exclude: list[Genotype]) -> list[Genotype]:
+    """`count` varied architectures, none of them one that calibration used."""
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    found: list[Genotype] = []
+    while len(found) < count:
+        for genotype in mixture_genotypes(space, count, rng, include_pure=False):
+            if genotype not in exclude and genotype not in found and len(found) < count:
+                found.append(genotype)
+    return found
+
+
+def prepare_network(backend: Backend, space: SearchSpace, genotype: Genotype) -> Timed:
+    """The discrete network (fresh weights, eval mode) on a random input of the space's shape."""
+    generator = torch.Generator().manual_seed(0)
+    network = discrete_network(space, genotype).eval()
+    x = torch.randn(space.batch_size, space.input_channels, space.input_size, space.input_size,
+                    generator=generator, dtype=getattr(torch, space.dtype))
+    return backend.prepare_module(network.to(x.dtype), (x,))

@@ -1,0 +1,88 @@
+"""Calibration inside `hwnas profile` and `hwnas validate`, end to end on a tiny space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SPACE, synthetic_table
+from typer.testing import CliRunner
+
+from hwnas.cli import app
+from latency.hooks import Hooks
+from latency.profile import ProfileConfig, profile
+from latency.table import read_table, write_table
+from latency.timing import TimingSettings
+from latency.validate import validate
+
+QUICK = TimingSettings(warmup_s=0.002, block_s=0.001, min_calls=3, max_calls=20,
+                       min_rounds=2, max_rounds=3)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def calibrated_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tables") / "tiny.parquet"
+    profile(ProfileConfig(TINY_SPACE, timing=QUICK, calibration_networks=6), out)
+    return out
+
+
+def test_profile_stores_a_calibration_per_backend(calibrated_table: Path) -> None:
+    table = read_table(calibrated_table)
+    for backend in ("torch", "onnxruntime"):
+        stored = table.meta["calibration"][backend]
+        assert stored["networks"] == 6
+        assert set(stored["op_scale"]) == set(TINY_SPACE.ops)
+        networks = table.meta["calibration_networks"][backend]
+        assert len(networks) == 6 and all(n["measured_ms"] > 0 for n in networks)
+
+
+def test_validate_measures_held_out_networks_twice(calibrated_table: Path) -> None:
+    table = read_table(calibrated_table)
+    warnings: list[str] = []
+    report = validate(table, "torch", n=3, seed=5, hooks=Hooks(warn=warnings.append))
+    assert report.calibrated and warnings == []
+    assert len(report.points) == 3
+    for point in report.points:
+        assert point.first_ms > 0 and point.second_ms > 0
+        assert point.measured_ms == min(point.first_ms, point.second_ms)
+    summary = report.summary()
+    assert summary["n"] == 3 and 0 <= summary["within_10pct"] <= 1
+    assert summary["mape"] == pytest.approx(
+        sum(abs(p.error_pct) for p in report.points) / 3)
+
+
+def test_cli_validate_json_csv_and_plot(calibrated_table: Path, tmp_path: Path) -> None:
+    csv, plot = tmp_path / "points.csv", tmp_path / "points.png"
+    result = runner.invoke(app, ["validate", "--table", str(calibrated_table), "--backend",
+                                 "onnxruntime", "--n", "3", "--json", "--csv", str(csv),
+                                 "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for key in ("backend", "n", "within_5pct", "within_10pct", "mape", "worst_pct",
+                "repeatability_pct"):
+        assert key in summary
+    assert summary["backend"] == "onnxruntime" and summary["n"] == 3
+    assert csv.read_text().count("\n") == 4  # header + 3 networks
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validate_warns_for_an_uncalibrated_table(tmp_path: Path) -> None:
+    path = write_table(synthetic_table(TINY_SPACE, backends=("torch",)), tmp_path / "t.parquet")
+    table = read_table(path)
+    table.meta["timing"] = QUICK.to_dict()
+    table.meta["device_name"] = "synthetic"
+    warnings: list[str] = []
+    report = validate(table, "torch", n=2, hooks=Hooks(warn=warnings.append))
+    assert not report.calibrated
+    assert any("no calibration" in w for w in warnings)
+    assert any("was measured on 'synthetic'" in w for w in warnings)
+
+
+def test_cli_validate_errors(tmp_path: Path) -> None:
+    path = write_table(synthetic_table(TINY_SPACE, backends=("torch",)), tmp_path / "t.parquet")
+    result = runner.invoke(app, ["validate", "--table", str(path), "--backend", "onnxruntime"])
+    assert result.exit_code == 2 and "no onnxruntime entries" in result.output
+    missing = runner.invoke(app, ["validate", "--table", str(tmp_path / "none.parquet")])
+    assert missing.exit_code == 2 and "hwnas profile" in missing.output
