@@ -120,7 +120,8 @@ def print_summary(table: object) -> None:
         f"thread(s)); space [bold]{space.name}[/] ({space.fingerprint()}), batch "
         f"{space.batch_size}; table {table.fingerprint}; "  # type: ignore[attr-defined]
         f"{len(table.rows)} entries, {unstable} unstable", highlight=False)  # type: ignore
-    summary = Table(title="Each operation on every edge (ms) and the device penalty s_dev")
+    summary = Table(title="Each operation on every edge (ms, by the latency model) and the "
+                          "device penalty s_dev")
     summary.add_column("op")
     backends = table.backends  # type: ignore[attr-defined]
     for name in backends:

@@ -46,6 +46,7 @@ def test_missing_entry_names_the_key_and_the_fix() -> None:
 
 
 def test_device_penalty_is_each_ops_share_on_every_edge() -> None:
+    # eager torch, uncalibrated: the model's edge latencies are the table's own entries
     table = synthetic_table(TINY_SPACE, backends=("torch",))
     totals = op_totals_ms(table, "torch")
     expected = {op: sum(synthetic_latency_ms(edge_key(TINY_SPACE, plan, edge, op))
