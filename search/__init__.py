@@ -1,0 +1,1 @@
+"""The search engine: supernet, hypernetwork, latency-weighted cost, data, training, family."""

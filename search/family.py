@@ -1,0 +1,87 @@
+"""Reading the trained family: the architecture arch(s) = argmax_m α_m^e(s), its operation
+counts, its validation accuracy with the shared supernet weights, and named penalty vectors.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from latency.network import Genotype
+from latency.space import SearchSpace
+from search.data import Split
+from search.latency_terms import NORMAL, REDUCE
+
+EVAL_BATCH = 256
+
+
+def one_hot(logits: torch.Tensor) -> torch.Tensor:
+    """The discrete architecture's edge weights: 1 on each edge's largest logit."""
+    return nn.functional.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+
+
+def genotype(space: SearchSpace, logits: torch.Tensor) -> Genotype:
+    """arch(s) as op names, from the hypernetwork's logits (cell types, edges, ops) at s."""
+    picks = logits.argmax(dim=-1).tolist()
+    return Genotype(tuple(space.ops[m] for m in picks[NORMAL]),
+                    tuple(space.ops[m] for m in picks[REDUCE]))
+
+
+def op_counts(space: SearchSpace, genotype: Genotype) -> dict[str, int]:
+    """Edges per operation over both cell types (28 in all for the paper's cells)."""
+    names = genotype.normal + genotype.reduce
+    return {op: names.count(op) for op in space.ops}
+
+
+def penalty_on(space: SearchSpace, op: str, penalty: float = 0.7) -> torch.Tensor:
+    """The paper's probe vector: `penalty` on `op`, the rest shared equally among the others."""
+    k = len(space.ops)
+    s = torch.full((k,), (1.0 - penalty) / (k - 1))
+    s[space.ops.index(op)] = penalty
+    return s
+
+
+def uniform_penalty(space: SearchSpace) -> torch.Tensor:
+    return torch.full((len(space.ops),), 1.0 / len(space.ops))
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Normalise with each batch's own statistics, leaving the running ones untouched.
+
+    The supernet's running statistics average over every architecture it sampled, so they
+    do not fit any one member; batch statistics do (the usual one-shot evaluation).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training = model.training
+    model.train()
+    for norm in norms:
+        norm.track_running_stats = False
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.track_running_stats = True
+        model.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(supernet: nn.Module, edge_weights: torch.Tensor, split: Split) -> float:
+    """Share of `split` the supernet classifies right with `edge_weights` on its edges."""
+    correct = 0
+    with batch_statistics(supernet):
+        for images, labels in split.batches(EVAL_BATCH):
+            outputs = supernet(images, edge_weights[NORMAL], edge_weights[REDUCE])
+            correct += int((outputs.argmax(dim=1) == labels).sum())
+    return correct / len(split)
+
+
+def simplex_grid(k: int, resolution: int) -> torch.Tensor:
+    """Every point of Δ^{k-1} whose coordinates are multiples of 1/resolution, (N, k)."""
+    points = [p for p in itertools.product(range(resolution + 1), repeat=k)
+              if sum(p) == resolution]
+    return torch.tensor(points, dtype=torch.float32) / resolution

@@ -1,0 +1,108 @@
+"""The run folder `<out>/<name>/`: configuration, per-epoch checkpoint and metrics, and the
+`<out>/LATEST` pointer that `hwnas pick` follows by default.
+
+Every file is written atomically (temporary file, then rename), so an interrupted run leaves
+the last full epoch's checkpoint and metrics usable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from latency.errors import UserError
+from latency.table import LatencyTable, atomic_write
+from search.config import RESUMABLE_CHANGES, SearchConfig
+
+CONFIG_FILE = "config.json"  # {"config": SearchConfig fields, "table": provenance, "space": ...}
+CHECKPOINT_FILE = "checkpoint.pt"  # states after the last finished epoch
+METRICS_FILE = "metrics.csv"  # one row per finished epoch
+LATEST_FILE = "LATEST"  # in the runs root: the name of the run last checkpointed
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    def save_checkpoint(self, state: dict[str, object]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write(self.checkpoint_path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+    def load_checkpoint(self) -> dict[str, object] | None:
+        """The last checkpoint, or None before the first epoch has finished."""
+        if not self.checkpoint_path.is_file():
+            return None
+        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+
+    def write_metrics(self, rows: list[dict[str, object]]) -> None:
+        frame = pd.DataFrame.from_records(rows)
+        atomic_write(self.metrics_path, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def mark_latest(self) -> None:
+        """Point `<out>/LATEST` at this run."""
+        latest = self.path.parent / LATEST_FILE
+        atomic_write(latest, lambda tmp: Path(tmp).write_text(self.path.name + "\n"))
+
+
+def run_record(config: SearchConfig, table: LatencyTable) -> dict[str, object]:
+    """What config.json holds: the settings and the table's provenance and space."""
+    return {"config": config.to_dict(),
+            "table": {"path": config.table_path, "fingerprint": table.fingerprint,
+                      "device": table.device, "backend": config.backend},
+            "space": table.space.to_dict()}
+
+
+def open_run(config: SearchConfig, table: LatencyTable) -> RunFolder:
+    """Create the run folder, or check that a resumed one was started the same way."""
+    run = RunFolder(Path(config.out) / config.name)
+    config_path = run.path / CONFIG_FILE
+    if not config.resume:
+        if run.path.exists():
+            raise UserError(f"run folder {run.path} already exists: pass --resume to continue "
+                            f"it, or choose another --name")
+        run.path.mkdir(parents=True)
+        text = json.dumps(run_record(config, table), indent=2)
+        atomic_write(config_path, lambda tmp: Path(tmp).write_text(text))
+        return run
+    if not config_path.is_file():
+        raise UserError(f"cannot resume: {config_path} not found; check --out and --name, "
+                        f"or drop --resume to start a new run")
+    _check_same_run(json.loads(config_path.read_text()), run_record(config, table), run.path)
+    return run
+
+
+def _check_same_run(stored: dict, given: dict, path: Path) -> None:
+    if stored["table"]["fingerprint"] != given["table"]["fingerprint"]:
+        raise UserError(f"run {path} was trained on table {stored['table']['path']} "
+                        f"(fingerprint {stored['table']['fingerprint']}), not on "
+                        f"{given['table']['path']} ({given['table']['fingerprint']}): pass the "
+                        f"same --table, or start a new run with another --name")
+    ignored = {*RESUMABLE_CHANGES, "table_path"}
+    changed = [f"{field}={stored['config'][field]!r} (not {value!r})"
+               for field, value in given["config"].items()
+               if field not in ignored and stored["config"].get(field) != value]
+    if changed:
+        raise UserError(f"run {path} was started with {', '.join(changed)}: pass the same "
+                        f"options to --resume, or start a new run with another --name")
+
+
+def latest_run(out: str | Path) -> Path:
+    """The run folder `<out>/LATEST` names; UserError when there is none."""
+    latest = Path(out) / LATEST_FILE
+    if not latest.is_file():
+        raise UserError(f"no search run found in {out} (no {latest}): run `hwnas search` first")
+    return Path(out) / latest.read_text().strip()
