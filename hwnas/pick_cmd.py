@@ -1,0 +1,168 @@
+"""`hwnas pick`: the best architecture of a trained family under a latency budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import Progress
+
+from hwnas.errors import err_console
+from hwnas.profile_cmd import PROGRESS_COLUMNS, RichHooks, console
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from search.sweep import LoadedRun
+
+
+def pick(
+    max_latency_ms: Annotated[float | None, typer.Option(
+        help="Latency budget on the table's device, in ms.", min=0.0)] = None,
+    run: Annotated[Path | None, typer.Option(
+        help="A run folder (default: the latest run under --runs).")] = None,
+    runs: Annotated[Path, typer.Option(help="Runs root `hwnas search` wrote to.")] = Path("runs"),
+    backend: Annotated[str | None, typer.Option(
+        help="Whose latency counts: torch or onnxruntime (default: the search's).")] = None,
+    penalty: Annotated[str | None, typer.Option(
+        help="Query mode: the member at this penalty vector s, as op=value,... or values in "
+             "the order `hwnas table show` lists the ops.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    export: Annotated[Path | None, typer.Option(
+        help="Write the pick here: model.onnx, model.pt, genotype.json.")] = None,
+    verify: Annotated[bool, typer.Option(
+        help="Measure the pick's real latency on this device and print it beside the "
+             "prediction.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Draw the trade-off plot (PNG).")] = None,
+) -> None:
+    """Pick the most accurate member predicted within --max-latency-ms (or the member at
+    --penalty), and optionally export, verify and plot it."""
+    from latency.errors import UserError
+    from search.run_folder import latest_run
+    from search.sweep import family, load_run
+
+    if (max_latency_ms is None) == (penalty is None):
+        raise UserError("give exactly one of --max-latency-ms (best under a budget) or "
+                        "--penalty (the member at a penalty vector)")
+    started = time.perf_counter()
+    loaded = load_run(run if run is not None else latest_run(runs))
+    chosen_backend = backend or loaded.config.backend
+    if chosen_backend not in loaded.table.backends:
+        raise UserError(f"--backend {chosen_backend}: the run's table has "
+                        f"{', '.join(loaded.table.backends)}")
+    from latency.predict import latency_model
+
+    if not latency_model(loaded.table, chosen_backend, warn=False).calibrated:
+        err_console.print(f"[yellow]warning:[/] the table has no calibration for "
+                          f"{chosen_backend}: latencies are the uncalibrated sum of entries")
+    with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
+        members, cached = family(loaded, RichHooks(progress).hooks())
+    swept_s = time.perf_counter() - started
+    if not json_output:
+        console.print(f"family of {len(members)} architectures "
+                      f"({'from cache' if cached else 'swept'} in {swept_s:.1f} s)")
+    row = _choose(loaded, members, chosen_backend, max_latency_ms, penalty)
+    result = _summary(loaded, row, chosen_backend)
+    network = None
+    if export is not None or verify:
+        from search.derive import member_network
+        from search.pick import genotype_of
+
+        network, _ = member_network(loaded.space, genotype_of(row), loaded.supernet,
+                                    loaded.data())
+    if export is not None:
+        from search.export import export as write_export
+
+        result["export"] = write_export(network, loaded.space, _provenance(loaded, result),
+                                        export)
+    if verify:
+        from latency.timing import TimingSettings
+        from search.export import measure_ms
+
+        result["measured_latency_ms"] = measure_ms(
+            network, loaded.space, chosen_backend, loaded.table.device,
+            int(loaded.table.meta.get("threads", 1)),
+            TimingSettings(**loaded.table.meta.get("timing", {})))
+    if plot is not None:
+        from search.plot import plot_family
+
+        plot_family(members, loaded.space, chosen_backend, row, max_latency_ms, plot,
+                    f"{loaded.table.meta.get('device_name')}: {loaded.path.name}")
+        result["plot"] = str(plot)
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        _print(result)
+
+
+def _choose(loaded: LoadedRun, members: pd.DataFrame, backend: str, budget: float | None,
+            penalty: str | None) -> pd.Series:
+    """The budget's best member, or the member at the --penalty vector."""
+    from search.pick import best_under, member_row, parse_penalty
+    from search.sweep import describe
+
+    if budget is not None:
+        return best_under(members, budget, backend)
+    s, note = parse_penalty(penalty, loaded.space)
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}")
+    genotype = loaded.arch(s)
+    row = member_row(members, genotype)
+    if row is None:  # a point the sweep did not visit gave a new architecture
+        import pandas as pd
+
+        row = pd.Series(describe(loaded, genotype, s, loaded.data()))
+    row = row.copy()
+    row["s"] = [float(v) for v in s]
+    return row
+
+
+def _summary(loaded: LoadedRun, row: pd.Series, backend: str) -> dict[str, object]:
+    from search.pick import summary
+
+    return {**summary(row, loaded.space, backend), "run": str(loaded.path),
+            "table_fingerprint": loaded.table.fingerprint, "device": loaded.table.device}
+
+
+def _provenance(loaded: LoadedRun, result: dict[str, object]) -> dict[str, object]:
+    """What an export carries so a result can be traced and reproduced."""
+    from importlib import metadata
+
+    return {**{k: result[k] for k in ("genotype", "s", "backend", "predicted_latency_ms",
+                                      "accuracy", "params", "run", "table_fingerprint",
+                                      "device")},
+            "device_name": loaded.table.meta.get("device_name"),
+            "table_path": loaded.record["table"]["path"],  # type: ignore[index]
+            "seed": loaded.config.seed, "dataset": loaded.config.dataset,
+            "space": loaded.space.to_dict(), "hwnas": metadata.version("hwnas")}
+
+
+def _print(result: dict[str, object]) -> None:
+    from rich.table import Table
+
+    genotype = result["genotype"]
+    listing = Table(title=f"pick ({result['backend']})", show_header=False)
+    listing.add_column("what", style="bold")
+    listing.add_column("value")
+    listing.add_row("normal cell", ", ".join(genotype["normal"]))  # type: ignore[index]
+    listing.add_row("reduction cell", ", ".join(genotype["reduce"]))  # type: ignore[index]
+    listing.add_row("penalty s", ", ".join(f"{op}={v:.3f}"
+                                           for op, v in result["s"].items()))  # type: ignore
+    listing.add_row("predicted latency", f"{result['predicted_latency_ms']:.3f} ms")
+    if "measured_latency_ms" in result:
+        measured = float(result["measured_latency_ms"])  # type: ignore[arg-type]
+        predicted = float(result["predicted_latency_ms"])  # type: ignore[arg-type]
+        listing.add_row("measured latency", f"{measured:.3f} ms "
+                        f"({100 * (predicted - measured) / measured:+.1f}% prediction error)")
+    listing.add_row("validation accuracy", f"{result['accuracy']:.4f}")
+    listing.add_row("parameters", f"{result['params']:,}")
+    listing.add_row("operation counts", ", ".join(
+        f"{op} {n}" for op, n in result["op_counts"].items()))  # type: ignore[union-attr]
+    for name, path in (result.get("export") or {}).items():  # type: ignore[union-attr]
+        listing.add_row(f"export {name}", path)
+    if "plot" in result:
+        listing.add_row("plot", str(result["plot"]))
+    console.print(listing)

@@ -1,0 +1,101 @@
+"""Choosing from the family: the most accurate member under a latency budget, or the member
+at a given penalty vector (the paper's query mode), and parsing `--penalty`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import torch
+
+from latency.errors import UserError
+from latency.network import Genotype
+from latency.space import SearchSpace
+
+
+def latency_column(backend: str) -> str:
+    return f"predicted_ms_{backend}"
+
+
+def best_under(members: pd.DataFrame, budget_ms: float, backend: str) -> pd.Series:
+    """Highest accuracy among members predicted within `budget_ms`; ties: lower latency."""
+    column = latency_column(backend)
+    if column not in members:
+        known = [c.removeprefix("predicted_ms_") for c in members if c.startswith("predicted_ms_")]
+        raise UserError(f"the run's table has no {backend} entries: use --backend "
+                        f"{' or '.join(known)}")
+    fitting = members[members[column] <= budget_ms]
+    if fitting.empty:
+        fastest = members.loc[members[column].idxmin()]
+        raise UserError(f"no member of the family is predicted under {budget_ms:g} ms on "
+                        f"{backend}: the fastest takes {fastest[column]:.3f} ms (accuracy "
+                        f"{fastest['accuracy']:.3f}); raise --max-latency-ms")
+    ranked = fitting.sort_values(["accuracy", column], ascending=[False, True])
+    return ranked.iloc[0]
+
+
+def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | None]:
+    """`op=value,...` (every op of the space named once) or values in the space's op order.
+    Returns the vector on the simplex and a note when it had to be normalised."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    ops = space.ops
+    if parts and all("=" in part for part in parts):
+        values: dict[str, float] = {}
+        for part in parts:
+            name, _, value = part.partition("=")
+            if name.strip() not in ops:
+                raise UserError(f"--penalty names {name.strip()!r}, not an op of space "
+                                f"{space.name!r}: use {', '.join(ops)}")
+            values[name.strip()] = _number(value)
+        missing = [op for op in ops if op not in values]
+        if missing:
+            raise UserError(f"--penalty leaves out {', '.join(missing)}: give a value for "
+                            f"every op ({', '.join(ops)})")
+        vector = [values[op] for op in ops]
+    elif any("=" in part for part in parts):
+        raise UserError("--penalty mixes op=value and bare values: use one form")
+    else:
+        vector = [_number(part) for part in parts]
+        if len(vector) != len(ops):
+            raise UserError(f"--penalty has {len(vector)} values, space {space.name!r} has "
+                            f"{len(ops)} ops ({', '.join(ops)}, in this order)")
+    if any(v < 0 for v in vector):
+        raise UserError(f"--penalty values must be non-negative, got {vector}")
+    total = sum(vector)
+    if total <= 0:
+        raise UserError("--penalty values sum to 0: penalise at least one op")
+    note = None
+    if abs(total - 1.0) > 1e-6:
+        note = f"--penalty summed to {total:g}; normalised to sum to 1"
+    return torch.tensor([v / total for v in vector], dtype=torch.float32), note
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--penalty value {text.strip()!r} is not a number") from None
+
+
+def member_row(members: pd.DataFrame, genotype: Genotype) -> pd.Series | None:
+    """The family's row for `genotype`, if the sweep met it."""
+    match = members[members["genotype"] == genotype.to_json()]
+    return None if match.empty else match.iloc[0]
+
+
+def genotype_of(row: pd.Series) -> Genotype:
+    return Genotype.from_json(str(row["genotype"]))
+
+
+def op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
+    return {op: int(row[f"count_{op}"]) for op in space.ops}
+
+
+def summary(row: pd.Series, space: SearchSpace, backend: str) -> dict[str, object]:
+    """What `pick --json` prints."""
+    genotype = genotype_of(row)
+    return {"genotype": json.loads(genotype.to_json()),
+            "s": {op: float(v) for op, v in zip(space.ops, row["s"], strict=True)},
+            "predicted_latency_ms": float(row[latency_column(backend)]),
+            "accuracy": float(row["accuracy"]), "params": int(row["params"]),
+            "op_counts": op_counts(row, space), "backend": backend}

@@ -1,0 +1,64 @@
+"""The trade-off picture: the family's accuracy against predicted latency, its Pareto front,
+the budget and the pick; and the picked architecture's operation counts per cell type (like
+the paper's Figure 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from latency.space import SearchSpace
+from latency.table import atomic_write
+from search.pick import genotype_of, latency_column
+
+
+def pareto_front(members: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Members no other member beats on both latency (lower) and accuracy (higher)."""
+    ordered = members.sort_values([column, "accuracy"], ascending=[True, False])
+    front, best = [], -1.0
+    for _, row in ordered.iterrows():
+        if row["accuracy"] > best:
+            front.append(row)
+            best = row["accuracy"]
+    return pd.DataFrame(front)
+
+
+def plot_family(members: pd.DataFrame, space: SearchSpace, backend: str, pick: pd.Series,
+                budget_ms: float | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column = latency_column(backend)
+    figure, (trade_off, counts) = plt.subplots(1, 2, figsize=(11, 4.5),
+                                               gridspec_kw={"width_ratios": [3, 2]})
+    trade_off.scatter(members[column], members["accuracy"], s=18, color="tab:gray",
+                      label=f"family ({len(members)} architectures)")
+    front = pareto_front(members, column)
+    trade_off.step(front[column], front["accuracy"], where="post", color="tab:blue",
+                   label="Pareto front")
+    if budget_ms is not None:
+        trade_off.axvline(budget_ms, color="tab:red", linestyle="--",
+                          label=f"budget {budget_ms:g} ms")
+    trade_off.scatter([pick[column]], [pick["accuracy"]], s=90, marker="*", color="tab:red",
+                      zorder=3, label="pick")
+    trade_off.set(xlabel=f"predicted latency, {backend} (ms)", ylabel="validation accuracy",
+                  title=title)
+    trade_off.legend(loc="lower right")
+    genotype = genotype_of(pick)
+    width = 0.4
+    positions = range(len(space.ops))
+    for offset, (name, ops) in zip((-width / 2, width / 2),
+                                   (("normal cell", genotype.normal),
+                                    ("reduction cell", genotype.reduce)), strict=True):
+        counts.bar([p + offset for p in positions], [ops.count(op) for op in space.ops],
+                   width, label=name)
+    counts.set_xticks(list(positions), space.ops, rotation=20)
+    counts.set(ylabel="edges", title="operations of the pick")
+    counts.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    plt.close(figure)

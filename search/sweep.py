@@ -1,0 +1,168 @@
+"""The trained family: load a run, query the hypernetwork over the simplex, keep the distinct
+architectures, and describe each (accuracy, parameters, op counts, predicted latency).
+
+The family is cached in the run folder (`family.parquet`), keyed by the checkpoint's epoch and
+the table's fingerprint, so a second `pick` with another budget reads it instead of sweeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from latency.errors import UserError
+from latency.hooks import Hooks
+from latency.network import Genotype, Network
+from latency.penalty import device_penalty
+from latency.predict import latency_model
+from latency.space import SearchSpace
+from latency.table import LatencyTable, TableError, atomic_write, read_table
+from search.config import SearchConfig
+from search.data import Dataset, load_dataset
+from search.derive import member_network, parameter_count
+from search.family import genotype as arch_at
+from search.family import penalty_on, simplex_grid, uniform_penalty
+from search.hypernet import Hypernetwork, reference_points
+from search.latency_terms import CELL_TYPES
+from search.run_folder import CONFIG_FILE, RunFolder
+from search.supernet import build_supernet
+
+FAMILY_FILE = "family.parquet"
+FAMILY_KEY = b"hwnas-family"
+GRID_POINTS = 66  # at most this many simplex-grid points (resolution 10 for 3 ops)
+DIRICHLET_POINTS = 64
+
+
+@dataclass
+class LoadedRun:
+    """A search run's settings, table, and trained supernet and hypernetwork."""
+
+    path: Path
+    config: SearchConfig
+    record: dict[str, object]
+    table: LatencyTable
+    supernet: Network
+    hypernet: Hypernetwork
+    epoch: int
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.table.space
+
+    def arch(self, s: torch.Tensor) -> Genotype:
+        """arch(s): the argmax op of every edge at penalty vector s."""
+        with torch.no_grad():
+            return arch_at(self.space, self.hypernet(s))
+
+    def data(self) -> Dataset:
+        config = self.config
+        return load_dataset(config.dataset, self.space, config.data_dir, config.download,
+                            config.val_fraction, config.limit_train)
+
+
+def load_run(path: Path) -> LoadedRun:
+    """Read a run folder; every problem (not a run, table gone or changed, no finished
+    epoch) raises UserError with the fix."""
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise UserError(f"{path} is not a search run (no {CONFIG_FILE}): pass --run with a "
+                        f"folder `hwnas search` wrote")
+    record = json.loads(config_path.read_text())
+    table_info = record["table"]
+    try:
+        table = read_table(table_info["path"])
+    except TableError as exc:
+        raise UserError(f"the run's table is unusable ({exc}); restore {table_info['path']} or "
+                        f"search again") from None
+    if table.fingerprint != table_info["fingerprint"]:
+        raise UserError(f"the table {table_info['path']} changed since run {path} was trained "
+                        f"(fingerprint {table.fingerprint}, run has {table_info['fingerprint']}):"
+                        f" restore it, or run `hwnas search` again on the new table")
+    checkpoint = RunFolder(path).load_checkpoint()
+    if checkpoint is None:
+        raise UserError(f"run {path} has not finished an epoch yet: continue it with "
+                        f"`hwnas search --resume`")
+    config = SearchConfig(**record["config"])
+    space = table.space
+    supernet = build_supernet(space)
+    hypernet = Hypernetwork(reference_points(len(space.ops)), CELL_TYPES, space.edges_per_cell,
+                            config.sigma)
+    states = checkpoint["state"]
+    supernet.load_state_dict(states["supernet"])  # type: ignore[index]
+    hypernet.load_state_dict(states["hypernet"])  # type: ignore[index]
+    return LoadedRun(path, config, record, table, supernet.eval(), hypernet.eval(),
+                     int(checkpoint["epoch"]))
+
+
+def query_points(run: LoadedRun) -> torch.Tensor:
+    """Where the family is read (N, k): the vertices, the centre, the paper's probe vectors,
+    the device's own s_dev for every backend, a simplex grid and Dirichlet samples."""
+    space = run.space
+    k = len(space.ops)
+    resolution = max(r for r in range(1, 41) if math.comb(r + k - 1, k - 1) <= GRID_POINTS)
+    samples = np.random.default_rng(run.config.seed).dirichlet(np.ones(k), DIRICHLET_POINTS)
+    named = [*torch.eye(k), uniform_penalty(space), *(penalty_on(space, op) for op in space.ops),
+             *(torch.tensor(list(device_penalty(run.table, b).values()), dtype=torch.float32)
+               for b in run.table.backends)]
+    return torch.cat([torch.stack(named), simplex_grid(k, resolution),
+                      torch.tensor(samples, dtype=torch.float32)])
+
+
+def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
+    """One row per distinct architecture of the family (columns: see `describe`)."""
+    hooks = hooks or Hooks()
+    points = query_points(run)
+    first_s: dict[Genotype, torch.Tensor] = {}
+    hits: dict[Genotype, int] = {}
+    for s in points:
+        genotype = run.arch(s)
+        first_s.setdefault(genotype, s)
+        hits[genotype] = hits.get(genotype, 0) + 1
+    data = run.data()
+    hooks.start("evaluating", len(first_s))
+    rows = []
+    for genotype, s in first_s.items():
+        rows.append({**describe(run, genotype, s, data), "query_points": hits[genotype]})
+        hooks.advance(f"{len(rows)}/{len(first_s)}")
+    return pd.DataFrame.from_records(rows)
+
+
+def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
+             data: Dataset) -> dict[str, object]:
+    """Accuracy, size, op counts and predicted latency (every backend) of one member."""
+    network, accuracy = member_network(run.space, genotype, run.supernet, data)
+    names = genotype.normal + genotype.reduce
+    row: dict[str, object] = {"genotype": genotype.to_json(), "s": [float(v) for v in s],
+                              "accuracy": accuracy, "params": parameter_count(network)}
+    for op in run.space.ops:
+        row[f"count_{op}"] = names.count(op)
+    for backend in run.table.backends:
+        model = latency_model(run.table, backend, warn=False)
+        row[f"predicted_ms_{backend}"] = model.predict_ms(genotype)
+    return row
+
+
+def family(run: LoadedRun, hooks: Hooks | None = None) -> tuple[pd.DataFrame, bool]:
+    """The cached family when it matches this checkpoint and table, else a fresh sweep
+    (written to the cache). Returns (family, came_from_cache)."""
+    path = run.path / FAMILY_FILE
+    key = {"epoch": run.epoch, "table": run.table.fingerprint}
+    if path.is_file():
+        stored = pq.read_table(path)
+        meta = json.loads((stored.schema.metadata or {}).get(FAMILY_KEY, b"{}"))
+        if meta == key:
+            return stored.to_pandas(), True
+    members = sweep(run, hooks)
+    arrow = pa.Table.from_pandas(members, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           FAMILY_KEY: json.dumps(key).encode()})
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+    return members, False

@@ -1,0 +1,166 @@
+"""`hwnas pick`: a tiny trained run is swept and picked; budget, query mode, export, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import TINY_SPACE, synthetic_table
+from typer.testing import CliRunner
+
+from hwnas.cli import app
+from latency.errors import UserError
+from latency.network import discrete_network
+from latency.table import read_table, write_table
+from search.config import SearchConfig
+from search.derive import inherit
+from search.pick import best_under, latency_column, parse_penalty
+from search.sweep import FAMILY_FILE, family, load_run
+from search.train import run_search
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pick")
+    table = write_table(synthetic_table(TINY_SPACE), folder / "tiny.parquet")
+    # a small validation split keeps evaluating every member of the family quick
+    config = SearchConfig(str(table), epochs=2, limit_train=64, batch_size=16,
+                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
+    return run_search(config, read_table(table)).run_dir
+
+
+def test_sweep_keeps_distinct_members_and_caches_them(run_dir: Path) -> None:
+    run = load_run(run_dir)
+    members, cached = family(run)
+    assert not cached and len(members) >= 1
+    assert members["genotype"].is_unique
+    assert ((members["accuracy"] >= 0) & (members["accuracy"] <= 1)).all()
+    for backend in ("torch", "onnxruntime"):
+        assert (members[latency_column(backend)] > 0).all()
+    counts = members[[f"count_{op}" for op in TINY_SPACE.ops]].sum(axis=1)
+    assert (counts == 2 * TINY_SPACE.edges_per_cell).all()
+    again, cached = family(load_run(run_dir))
+    assert cached
+    for column in ("genotype", "accuracy", "params", latency_column("torch")):
+        assert again[column].tolist() == members[column].tolist()
+
+
+def test_pick_respects_the_budget(run_dir: Path) -> None:
+    members, _ = family(load_run(run_dir))
+    column = latency_column("torch")
+    budget = float(members[column].median())
+    chosen = best_under(members, budget, "torch")
+    assert chosen[column] <= budget
+    assert chosen["accuracy"] == members[members[column] <= budget]["accuracy"].max()
+    with pytest.raises(UserError, match="the fastest takes"):
+        best_under(members, float(members[column].min()) * 0.5, "torch")
+
+
+def test_inherited_member_computes_what_the_supernet_does_with_one_hot_edges(
+        run_dir: Path) -> None:
+    run = load_run(run_dir)
+    s = torch.tensor([0.2, 0.3, 0.5])
+    genotype = run.arch(s)
+    member = inherit(TINY_SPACE, genotype, run.supernet).eval()
+    logits = run.hypernet(s)
+    one_hot = torch.nn.functional.one_hot(logits.argmax(-1), len(TINY_SPACE.ops)).float()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(member(x), run.supernet.eval()(x, one_hot[0], one_hot[1]),
+                              atol=1e-5)
+
+
+@pytest.mark.parametrize(("text", "expected", "note"), [
+    ("conv_3x3=0.7,max_pool_3x3=0.15,skip_connect=0.15", [0.15, 0.15, 0.7], False),
+    ("0.15, 0.7, 0.15", [0.15, 0.7, 0.15], False),
+    ("1,1,2", [0.25, 0.25, 0.5], True),
+])
+def test_penalty_parses_and_normalises(text: str, expected: list[float], note: bool) -> None:
+    s, message = parse_penalty(text, TINY_SPACE)
+    assert s.tolist() == pytest.approx(expected)
+    assert (message is not None) == note
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("0.5,0.5", "has 2 values"),
+    ("-0.1,0.6,0.5", "non-negative"),
+    ("0,0,0", "sum to 0"),
+    ("conv_3x3=0.5,max_pool_3x3=0.5", "leaves out skip_connect"),
+    ("conv_7x7=1", "not an op of space"),
+    ("conv_3x3=0.5,0.5,0", "mixes"),
+    ("a,b,c", "not a number"),
+])
+def test_malformed_penalties_are_refused(text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        parse_penalty(text, TINY_SPACE)
+
+
+def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
+    export, plot = tmp_path / "export", tmp_path / "family.png"
+    result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
+                                 "--json", "--export", str(export), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    picked = json.loads(result.stdout)
+    for key in ("genotype", "s", "predicted_latency_ms", "accuracy", "params", "backend"):
+        assert key in picked
+    assert picked["backend"] == "torch" and picked["predicted_latency_ms"] <= 1000
+    model = onnx.load(export / "model.onnx")
+    onnx.checker.check_model(model)
+    provenance = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert provenance["table_fingerprint"] == picked["table_fingerprint"]
+    assert provenance["s"] == picked["s"] and provenance["seed"] == 0
+    saved = torch.load(export / "model.pt", weights_only=False)
+    network = discrete_network(TINY_SPACE, load_run(run_dir).arch(
+        torch.tensor(list(picked["s"].values())))).eval()
+    network.load_state_dict(saved["state_dict"])
+    x = torch.randn(1, 1, 8, 8)
+    session = ort.InferenceSession(str(export / "model.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        assert session.run(None, {"x0": x.numpy()})[0] == pytest.approx(
+            network(x).numpy(), abs=1e-4)
+    assert json.loads((export / "genotype.json").read_text())["genotype"] == picked["genotype"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_query_mode_returns_the_member_at_s(run_dir: Path) -> None:
+    result = runner.invoke(app, ["pick", "--run", str(run_dir), "--json", "--penalty",
+                                 "max_pool_3x3=0.15,skip_connect=0.15,conv_3x3=0.7"])
+    assert result.exit_code == 0, result.output
+    picked = json.loads(result.stdout)
+    expected = load_run(run_dir).arch(torch.tensor([0.15, 0.15, 0.7]))
+    assert picked["genotype"] == json.loads(expected.to_json())
+    assert picked["s"] == pytest.approx({"max_pool_3x3": 0.15, "skip_connect": 0.15,
+                                         "conv_3x3": 0.7})
+
+
+def test_cli_pick_errors(run_dir: Path, tmp_path: Path) -> None:
+    none = runner.invoke(app, ["pick", "--runs", str(tmp_path), "--max-latency-ms", "3"])
+    assert none.exit_code == 2 and "run `hwnas search` first" in none.output
+    both = runner.invoke(app, ["pick", "--run", str(run_dir)])
+    assert both.exit_code == 2 and "exactly one of" in both.output
+    tiny = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1e-6"])
+    assert tiny.exit_code == 2 and "the fastest takes" in tiny.output
+    assert (run_dir / FAMILY_FILE).exists()
+
+
+def test_a_changed_table_is_refused(run_dir: Path, tmp_path: Path) -> None:
+    record = json.loads((run_dir / "config.json").read_text())
+    moved = tmp_path / "copy"
+    moved.mkdir()
+    for name in ("config.json", "checkpoint.pt"):
+        (moved / name).write_bytes((run_dir / name).read_bytes())
+    other = synthetic_table(TINY_SPACE, latency=lambda key: 0.5)
+    table_path = write_table(other, tmp_path / "changed.parquet")
+    record["table"]["path"] = str(table_path)
+    (moved / "config.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["pick", "--run", str(moved), "--max-latency-ms", "3"])
+    assert result.exit_code == 2 and "changed since run" in result.output
+    table_path.unlink()
+    gone = runner.invoke(app, ["pick", "--run", str(moved), "--max-latency-ms", "3"])
+    assert gone.exit_code == 2 and "not found" in gone.output
