@@ -7,6 +7,7 @@ what is missing. The table itself is written atomically at the end.
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
 import sys
@@ -98,9 +99,9 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
     backends = _available_backends(config, hooks)
     entries = [*enumerate_entries(config.space), *overhead_entries(config.space)]
     genotypes = calibration_genotypes(config.space, config.network_count, config.seed)
-    timed = _prepare(backends, entries, genotypes, config.space, hooks)
     if not kept:
         _write_header(log, config)
+    results: dict[Hashable, Measurement] = {}
     with log.open("a") as sink:
         def persist(task: Hashable, block: list[float]) -> None:
             backend, item = task  # type: ignore[misc]
@@ -110,8 +111,18 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
             sink.flush()
             hooks.advance(f"{backend} {_label(item)}")
 
-        hooks.start("measuring", _expected_blocks(timed, kept, config.timing))
-        results = measure_interleaved(timed, config.timing, kept, persist, seed=config.seed)
+        # Entries first, then the calibration networks on their own, with the entries'
+        # modules and sessions released: a network is then measured in a process like the
+        # one it will be deployed in, not beside a hundred other live models.
+        for phase, prepare in (("entries", lambda: _prepare_entries(backends, entries, hooks)),
+                               ("networks", lambda: _prepare_networks(
+                                   backends, genotypes, config.space, hooks))):
+            timed = prepare()
+            hooks.start(f"measuring {phase}", _expected_blocks(timed, kept, config.timing))
+            results.update(measure_interleaved(timed, config.timing, kept, persist,
+                                               seed=config.seed))
+            del timed
+            gc.collect()
     table = LatencyTable(_rows(results, config), _metadata(config, sorted(backends)))
     if genotypes:
         table = _calibrated(table, genotypes, results)
@@ -133,15 +144,24 @@ def _available_backends(config: ProfileConfig, hooks: Hooks) -> dict[str, Backen
     return backends
 
 
-def _prepare(backends: dict[str, Backend], entries: list[EntryKey], genotypes: list[Genotype],
-             space: SearchSpace, hooks: Hooks) -> dict[Hashable, Timed]:
-    """Build every entry, and every calibration network, on every backend."""
-    hooks.start("preparing", len(backends) * (len(entries) + len(genotypes)))
+def _prepare_entries(backends: dict[str, Backend], entries: list[EntryKey],
+                     hooks: Hooks) -> dict[Hashable, Timed]:
+    """Build every entry on every backend."""
+    hooks.start("preparing entries", len(backends) * len(entries))
     timed: dict[Hashable, Timed] = {}
     for name, backend in backends.items():
         for key in entries:
             timed[(name, key)] = backend.prepare(key)
             hooks.advance(f"{name} {key.label()}")
+    return timed
+
+
+def _prepare_networks(backends: dict[str, Backend], genotypes: list[Genotype],
+                      space: SearchSpace, hooks: Hooks) -> dict[Hashable, Timed]:
+    """Build every calibration network on every backend."""
+    hooks.start("preparing networks", len(backends) * len(genotypes))
+    timed: dict[Hashable, Timed] = {}
+    for name, backend in backends.items():
         for index, genotype in enumerate(genotypes):
             network = CalibrationNetwork(index)
             timed[(name, network)] = prepare_network(backend, space, genotype)

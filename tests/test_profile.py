@@ -63,7 +63,7 @@ class Interrupt(Hooks):
             self.phase = phase
 
         def advance(label: str) -> None:
-            if self.phase == "measuring":
+            if self.phase.startswith("measuring"):
                 self.blocks += 1
                 if self.blocks == after:
                     raise KeyboardInterrupt

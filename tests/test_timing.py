@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from latency.timing import Measurement, Timed, TimingSettings, measure_interleaved, warm_up
+from latency.timing import (
+    Measurement,
+    Timed,
+    TimingSettings,
+    measure_interleaved,
+    time_block,
+    warm_up,
+)
 
 FAST = TimingSettings(warmup_s=0.001, block_s=0.0005, min_calls=5, max_calls=50,
                       min_rounds=3, max_rounds=8, rel_tol=0.02)
@@ -106,3 +115,12 @@ def test_measurement_statistics() -> None:
     assert m.median_ms == 2.0
     assert not m.is_stable(0.1)
     assert Measurement([[1.0], [1.01]]).is_stable(0.02)
+
+
+def test_the_garbage_collector_is_paused_during_a_block_and_restored() -> None:
+    states: list[bool] = []
+    timed = Timed(lambda: states.append(gc.isenabled()), calls_per_block=FAST.min_calls)
+    assert gc.isenabled()
+    time_block(timed, FAST)
+    assert states == [False] * FAST.min_calls
+    assert gc.isenabled()
