@@ -15,6 +15,7 @@ from hwnas.errors import err_console
 
 if TYPE_CHECKING:
     from latency.hooks import Hooks
+    from latency.table import LatencyTable
 
 # Piped output (logs, CI, tests) gets a fixed, readable width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -109,26 +110,26 @@ def show(path: Annotated[Path, typer.Argument(help="A table written by `hwnas pr
         print_entries(table)
 
 
-def print_summary(table: object) -> None:
+def print_summary(table: LatencyTable) -> None:
     from latency.penalty import device_penalty, op_totals_ms
 
-    meta = table.meta  # type: ignore[attr-defined]
-    space = table.space  # type: ignore[attr-defined]
-    unstable = int((~table.rows["stable"]).sum())  # type: ignore[attr-defined]
+    meta = table.meta
+    space = table.space
+    unstable = int((~table.rows["stable"]).sum())
     console.print(
         f"[bold]{meta.get('device_name')}[/] ({meta.get('device')}, {meta.get('threads')} "
         f"thread(s)); space [bold]{space.name}[/] ({space.fingerprint()}), batch "
-        f"{space.batch_size}; table {table.fingerprint}; "  # type: ignore[attr-defined]
-        f"{len(table.rows)} entries, {unstable} unstable", highlight=False)  # type: ignore
+        f"{space.batch_size}; table {table.fingerprint}; "
+        f"{len(table.rows)} entries, {unstable} unstable", highlight=False)
     summary = Table(title="Each operation on every edge (ms, by the latency model) and the "
                           "device penalty s_dev")
     summary.add_column("op")
-    backends = table.backends  # type: ignore[attr-defined]
+    backends = table.backends
     for name in backends:
         summary.add_column(f"{name} ms", justify="right")
         summary.add_column(f"{name} s_dev", justify="right")
-    totals = {name: op_totals_ms(table, name) for name in backends}  # type: ignore[arg-type]
-    shares = {name: device_penalty(table, name) for name in backends}  # type: ignore[arg-type]
+    totals = {name: op_totals_ms(table, name) for name in backends}
+    shares = {name: device_penalty(table, name) for name in backends}
     for op in space.ops:
         cells = []
         for name in backends:
@@ -147,12 +148,12 @@ def print_summary(table: object) -> None:
                           f"--calibration-networks > 0 to calibrate)", highlight=False)
 
 
-def print_entries(table: object) -> None:
+def print_entries(table: LatencyTable) -> None:
     listing = Table(title="Entries (latency: the lowest block median)")
     for column in ("backend", "op", "in", "out", "latency ms", "median ms", "IQR ms", "n",
                    "stable"):
         listing.add_column(column, justify="left" if column in ("backend", "op") else "right")
-    for row in table.rows.to_dict("records"):  # type: ignore[attr-defined]
+    for row in table.rows.to_dict("records"):
         inputs = f"{row['n_inputs']}×" if row["n_inputs"] > 1 else ""
         listing.add_row(row["backend"], row["op"],
                         f"{inputs}{row['c_in']}×{row['h']}×{row['w']}",
