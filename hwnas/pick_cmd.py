@@ -16,6 +16,7 @@ from hwnas.profile_cmd import PROGRESS_COLUMNS, RichHooks, console
 if TYPE_CHECKING:
     import pandas as pd
 
+    from latency.table import LatencyTable
     from search.sweep import LoadedRun
 
 
@@ -41,56 +42,68 @@ def pick(
     """Pick the most accurate member predicted within --max-latency-ms (or the member at
     --penalty), and optionally export, verify and plot it."""
     from latency.errors import UserError
-    from search.run_folder import latest_run
-    from search.sweep import family, load_run
+    from search.family_cache import read_cached
+    from search.pick import best_under, summary
+    from search.run_folder import latest_run, read_run_record
 
     if (max_latency_ms is None) == (penalty is None):
         raise UserError("give exactly one of --max-latency-ms (best under a budget) or "
                         "--penalty (the member at a penalty vector)")
     started = time.perf_counter()
-    loaded = load_run(run if run is not None else latest_run(runs))
-    chosen_backend = backend or loaded.config.backend
-    if chosen_backend not in loaded.table.backends:
+    run_dir = run if run is not None else latest_run(runs)
+    record, table = read_run_record(run_dir)
+    config: dict = record["config"]  # type: ignore[assignment]
+    chosen_backend = backend or str(config["backend"])
+    if chosen_backend not in table.backends:
         raise UserError(f"--backend {chosen_backend}: the run's table has "
-                        f"{', '.join(loaded.table.backends)}")
-    from latency.predict import latency_model
-
-    if not latency_model(loaded.table, chosen_backend, warn=False).calibrated:
+                        f"{', '.join(table.backends)}")
+    if table.calibration(chosen_backend) is None:
         err_console.print(f"[yellow]warning:[/] the table has no calibration for "
                           f"{chosen_backend}: latencies are the uncalibrated sum of entries")
-    with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-        members, cached = family(loaded, RichHooks(progress).hooks())
-    swept_s = time.perf_counter() - started
+    # A budget on a cached family needs no network and no torch; anything else loads the run.
+    members = read_cached(run_dir, table.fingerprint)
+    cached = members is not None
+    loaded = None
+    if members is None or penalty is not None or export is not None or verify:
+        from search.sweep import family, load_run
+
+        loaded = load_run(run_dir)
+        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
+            members, cached = family(loaded, RichHooks(progress).hooks())
     if not json_output:
         console.print(f"family of {len(members)} architectures "
-                      f"({'from cache' if cached else 'swept'} in {swept_s:.1f} s)")
-    row = _choose(loaded, members, chosen_backend, max_latency_ms, penalty)
-    result = _summary(loaded, row, chosen_backend)
-    network = None
+                      f"({'from cache' if cached else 'swept'} in "
+                      f"{time.perf_counter() - started:.1f} s)")
+    if max_latency_ms is not None:
+        row = best_under(members, max_latency_ms, chosen_backend)
+    else:
+        row = _at_penalty(loaded, members, penalty)  # type: ignore[arg-type]
+    result = {**summary(row, table.space, chosen_backend), "run": str(run_dir),
+              "table_fingerprint": table.fingerprint, "device": table.device}
     if export is not None or verify:
         from search.derive import member_network
         from search.pick import genotype_of
 
-        network, _ = member_network(loaded.space, genotype_of(row), loaded.supernet,
+        network, _ = member_network(table.space, genotype_of(row), loaded.supernet,
                                     loaded.data())
-    if export is not None:
-        from search.export import export as write_export
+        if export is not None:
+            from search.export import export as write_export
 
-        result["export"] = write_export(network, loaded.space, _provenance(loaded, result),
-                                        export)
-    if verify:
-        from latency.timing import TimingSettings
-        from search.export import measure_ms
+            result["export"] = write_export(network, table.space,
+                                            _provenance(record, table, result), export)
+        if verify:
+            from latency.timing import TimingSettings
+            from search.export import measure_ms
 
-        result["measured_latency_ms"] = measure_ms(
-            network, loaded.space, chosen_backend, loaded.table.device,
-            int(loaded.table.meta.get("threads", 1)),
-            TimingSettings(**loaded.table.meta.get("timing", {})))
+            result["measured_latency_ms"] = measure_ms(
+                network, table.space, chosen_backend, table.device,
+                int(table.meta.get("threads", 1)),
+                TimingSettings(**table.meta.get("timing", {})))
     if plot is not None:
         from search.plot import plot_family
 
-        plot_family(members, loaded.space, chosen_backend, row, max_latency_ms, plot,
-                    f"{loaded.table.meta.get('device_name')}: {loaded.path.name}")
+        plot_family(members, table.space, chosen_backend, row, max_latency_ms, plot,
+                    f"{table.meta.get('device_name')}: {run_dir.name}")
         result["plot"] = str(plot)
     if json_output:
         typer.echo(json.dumps(result))
@@ -98,14 +111,11 @@ def pick(
         _print(result)
 
 
-def _choose(loaded: LoadedRun, members: pd.DataFrame, backend: str, budget: float | None,
-            penalty: str | None) -> pd.Series:
-    """The budget's best member, or the member at the --penalty vector."""
-    from search.pick import best_under, member_row, parse_penalty
+def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str) -> pd.Series:
+    """The member at the --penalty vector (swept before, or described now)."""
+    from search.pick import member_row, parse_penalty
     from search.sweep import describe
 
-    if budget is not None:
-        return best_under(members, budget, backend)
     s, note = parse_penalty(penalty, loaded.space)
     if note:
         err_console.print(f"[yellow]note:[/] {note}")
@@ -120,24 +130,19 @@ def _choose(loaded: LoadedRun, members: pd.DataFrame, backend: str, budget: floa
     return row
 
 
-def _summary(loaded: LoadedRun, row: pd.Series, backend: str) -> dict[str, object]:
-    from search.pick import summary
-
-    return {**summary(row, loaded.space, backend), "run": str(loaded.path),
-            "table_fingerprint": loaded.table.fingerprint, "device": loaded.table.device}
-
-
-def _provenance(loaded: LoadedRun, result: dict[str, object]) -> dict[str, object]:
+def _provenance(record: dict[str, object], table: LatencyTable,
+                result: dict[str, object]) -> dict[str, object]:
     """What an export carries so a result can be traced and reproduced."""
     from importlib import metadata
 
+    config: dict = record["config"]  # type: ignore[assignment]
     return {**{k: result[k] for k in ("genotype", "s", "backend", "predicted_latency_ms",
                                       "accuracy", "params", "run", "table_fingerprint",
                                       "device")},
-            "device_name": loaded.table.meta.get("device_name"),
-            "table_path": loaded.record["table"]["path"],  # type: ignore[index]
-            "seed": loaded.config.seed, "dataset": loaded.config.dataset,
-            "space": loaded.space.to_dict(), "hwnas": metadata.version("hwnas")}
+            "device_name": table.meta.get("device_name"),
+            "table_path": record["table"]["path"],  # type: ignore[index]
+            "seed": config["seed"], "dataset": config["dataset"],
+            "space": table.space.to_dict(), "hwnas": metadata.version("hwnas")}
 
 
 def _print(result: dict[str, object]) -> None:

@@ -1,7 +1,8 @@
-"""What one table row measured: a frozen, hashable key, and the module and inputs it stands for.
+"""What one table row measured: a frozen, hashable key, and the names it may carry.
 
 The key's fields are the table's shape columns, so a key is both a dict key in memory and a
-row address on disk.
+row address on disk. This module imports no torch, so reading a table stays light;
+`latency/entries.py` builds the module a key stands for.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from latency import ops
+# Edge operations, in registry order: the names of `latency.ops.OPS` (a test keeps them equal).
+EDGE_OPS = ("zero", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_3x3", "conv_5x5",
+            "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
 # Entries that are not edge operations: the network's fixed parts and the empty call.
 STEM = "stem"
@@ -76,33 +76,6 @@ class _Field:
 _FIELDS = tuple(_Field(f.name, str if f.type in ("str", str) else int)
                 for f in dataclasses.fields(EntryKey))
 KEY_COLUMNS = tuple(f.name for f in _FIELDS)
-
-
-def build(key: EntryKey) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-    """The module a key measures, in eval mode, and example inputs of the key's shape."""
-    module = _module(key)
-    dtype = getattr(torch, key.dtype)
-    shape = (key.batch, key.c_in, key.h, key.w)
-    inputs = tuple(torch.randn(shape, dtype=dtype) for _ in range(key.n_inputs))
-    return module.to(dtype).eval(), inputs
-
-
-def _module(key: EntryKey) -> nn.Module:
-    if key.op in ops.OPS:
-        return ops.make_op(key.op, key.c_in, key.stride)
-    if key.op == STEM:
-        return ops.stem(key.c_in, key.c_out)
-    if key.op in (PREPROCESS, PREPROCESS_REDUCE):
-        return ops.preprocess(key.c_in, key.c_out, reduce=key.op == PREPROCESS_REDUCE)
-    if key.op == NODE_SUM:
-        return ops.NodeSum()
-    if key.op == CONCAT:
-        return ops.Concat()
-    if key.op == HEAD:
-        return ops.Head(key.c_in, key.c_out)
-    if key.op == CALL_OVERHEAD:
-        return nn.Identity()
-    raise ValueError(f"unknown table entry {key.op!r}; known: {', '.join([*ops.OPS, *STRUCTURAL])}")
 
 
 def call_overhead_key(batch: int, dtype: str = "float32") -> EntryKey:

@@ -23,13 +23,16 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latency import keys, ops
-from latency.network import Genotype
+from latency import keys
 from latency.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
 from latency.table import LatencyTable
+
+if TYPE_CHECKING:
+    from latency.network import Genotype
 
 FUSED_BACKENDS = frozenset({"onnxruntime"})  # the whole network is one call
 
@@ -149,13 +152,15 @@ def uncalibrated_model(table: LatencyTable, backend: str) -> LatencyModel:
 
 
 def _parameter_free(op: str, stride: int) -> bool:
+    from latency import ops
+
     return not any(True for _ in ops.make_op(op, 2, stride).parameters())
 
 
 def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> LatencyModel:
     """The table's model for `backend`, calibrated when the table carries a calibration."""
     model = uncalibrated_model(table, backend)
-    stored = (table.meta.get("calibration") or {}).get(backend)  # type: ignore[union-attr]
+    stored = table.calibration(backend)
     if stored is None:
         if warn:
             warnings.warn(f"table has no calibration for {backend}: latency predictions are "
@@ -193,6 +198,8 @@ def mixture_genotypes(space: SearchSpace, count: int, generator: np.random.Gener
     Dirichlet, then every edge from them. Uniform per-edge sampling would give nearly the same
     mixture every time and leave the per-op scales unidentifiable. `include_pure` starts with
     one single-op network per op (the corners of the mixture simplex)."""
+    from latency.network import Genotype
+
     k, edges = len(space.ops), space.edges_per_cell
     found: list[Genotype] = []
     if include_pure:

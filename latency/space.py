@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from latency import keys, ops
+from latency import keys
 from latency.errors import UserError
 from latency.keys import EntryKey
 
@@ -74,10 +74,10 @@ class SearchSpace:
 def _check(space: SearchSpace) -> None:
     if not space.ops:
         raise SpaceError("a space needs at least one operation in 'ops'")
-    unknown = [op for op in space.ops if op not in ops.OPS]
+    unknown = [op for op in space.ops if op not in keys.EDGE_OPS]
     if unknown:
         raise SpaceError(f"unknown operation(s) {', '.join(unknown)} in space {space.name!r}; "
-                         f"known operations: {', '.join(ops.OPS)}")
+                         f"known operations: {', '.join(keys.EDGE_OPS)}")
     if len(set(space.ops)) != len(space.ops):
         raise SpaceError(f"space {space.name!r} lists an operation twice: {space.ops}")
     for field in ("channels", "input_channels", "input_size", "classes", "cells", "nodes",

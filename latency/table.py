@@ -90,6 +90,10 @@ class LatencyTable:
     def fingerprint(self) -> str:
         return content_fingerprint(self.rows, self.meta)
 
+    def calibration(self, backend: str) -> dict[str, object] | None:
+        """The stored latency-model calibration of `backend` (see latency/predict.py)."""
+        return (self.meta.get("calibration") or {}).get(backend)  # type: ignore[union-attr]
+
     def has(self, backend: str, key: EntryKey) -> bool:
         return (backend, key) in self._index
 

@@ -1,16 +1,23 @@
 """Choosing from the family: the most accurate member under a latency budget, or the member
-at a given penalty vector (the paper's query mode), and parsing `--penalty`."""
+at a given penalty vector (the paper's query mode), and parsing `--penalty`.
+
+Budget mode on a cached family runs without torch (it is imported only where a network or a
+tensor is needed), so a second pick answers in well under a second of work."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import torch
 
 from latency.errors import UserError
-from latency.network import Genotype
 from latency.space import SearchSpace
+
+if TYPE_CHECKING:
+    import torch
+
+    from latency.network import Genotype
 
 
 def latency_column(backend: str) -> str:
@@ -64,6 +71,8 @@ def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | No
     total = sum(vector)
     if total <= 0:
         raise UserError("--penalty values sum to 0: penalise at least one op")
+    import torch
+
     note = None
     if abs(total - 1.0) > 1e-6:
         note = f"--penalty summed to {total:g}; normalised to sum to 1"
@@ -84,6 +93,8 @@ def member_row(members: pd.DataFrame, genotype: Genotype) -> pd.Series | None:
 
 
 def genotype_of(row: pd.Series) -> Genotype:
+    from latency.network import Genotype
+
     return Genotype.from_json(str(row["genotype"]))
 
 
@@ -93,8 +104,7 @@ def op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
 
 def summary(row: pd.Series, space: SearchSpace, backend: str) -> dict[str, object]:
     """What `pick --json` prints."""
-    genotype = genotype_of(row)
-    return {"genotype": json.loads(genotype.to_json()),
+    return {"genotype": json.loads(str(row["genotype"])),
             "s": {op: float(v) for op, v in zip(space.ops, row["s"], strict=True)},
             "predicted_latency_ms": float(row[latency_column(backend)]),
             "accuracy": float(row["accuracy"]), "params": int(row["params"]),

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from latency.errors import UserError
-from latency.table import LatencyTable, atomic_write
+from latency.table import LatencyTable, TableError, atomic_write, read_table
 from search.config import RESUMABLE_CHANGES, SearchConfig
 
 CONFIG_FILE = "config.json"  # {"config": SearchConfig fields, "table": provenance, "space": ...}
@@ -38,6 +37,8 @@ class RunFolder:
         return self.path / METRICS_FILE
 
     def save_checkpoint(self, state: dict[str, object]) -> None:
+        import torch  # here, not at the top: `hwnas pick` on a cached family needs no torch
+
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write(self.checkpoint_path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
@@ -46,6 +47,8 @@ class RunFolder:
         """The last checkpoint, or None before the first epoch has finished."""
         if not self.checkpoint_path.is_file():
             return None
+        import torch
+
         return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
 
     def write_metrics(self, rows: list[dict[str, object]]) -> None:
@@ -106,3 +109,24 @@ def latest_run(out: str | Path) -> Path:
     if not latest.is_file():
         raise UserError(f"no search run found in {out} (no {latest}): run `hwnas search` first")
     return Path(out) / latest.read_text().strip()
+
+
+def read_run_record(path: Path) -> tuple[dict[str, object], LatencyTable]:
+    """A run's config.json and its table, checked: not a run, a table gone or changed since
+    the run was trained each raise UserError with the fix."""
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise UserError(f"{path} is not a search run (no {CONFIG_FILE}): pass --run with a "
+                        f"folder `hwnas search` wrote")
+    record = json.loads(config_path.read_text())
+    table_info = record["table"]
+    try:
+        table = read_table(table_info["path"])
+    except TableError as exc:
+        raise UserError(f"the run's table is unusable ({exc}); restore {table_info['path']} or "
+                        f"search again") from None
+    if table.fingerprint != table_info["fingerprint"]:
+        raise UserError(f"the table {table_info['path']} changed since run {path} was trained "
+                        f"(fingerprint {table.fingerprint}, run has {table_info['fingerprint']}):"
+                        f" restore it, or run `hwnas search` again on the new table")
+    return record, table

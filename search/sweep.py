@@ -1,21 +1,18 @@
 """The trained family: load a run, query the hypernetwork over the simplex, keep the distinct
 architectures, and describe each (accuracy, parameters, op counts, predicted latency).
 
-The family is cached in the run folder (`family.parquet`), keyed by the checkpoint's epoch and
-the table's fingerprint, so a second `pick` with another budget reads it instead of sweeping.
+The family is cached in the run folder (`search/family_cache.py`), so a second `pick` with
+another budget reads it instead of sweeping.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from latency.errors import UserError
@@ -24,19 +21,18 @@ from latency.network import Genotype, Network
 from latency.penalty import device_penalty
 from latency.predict import latency_model
 from latency.space import SearchSpace
-from latency.table import LatencyTable, TableError, atomic_write, read_table
+from latency.table import LatencyTable
 from search.config import SearchConfig
 from search.data import Dataset, load_dataset
 from search.derive import member_network, parameter_count
 from search.family import genotype as arch_at
 from search.family import penalty_on, simplex_grid, uniform_penalty
+from search.family_cache import read_cached, write_cache
 from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES
-from search.run_folder import CONFIG_FILE, RunFolder
+from search.run_folder import RunFolder, read_run_record
 from search.supernet import build_supernet
 
-FAMILY_FILE = "family.parquet"
-FAMILY_KEY = b"hwnas-family"
 GRID_POINTS = 66  # at most this many simplex-grid points (resolution 10 for 3 ops)
 DIRICHLET_POINTS = 64
 
@@ -71,21 +67,7 @@ class LoadedRun:
 def load_run(path: Path) -> LoadedRun:
     """Read a run folder; every problem (not a run, table gone or changed, no finished
     epoch) raises UserError with the fix."""
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise UserError(f"{path} is not a search run (no {CONFIG_FILE}): pass --run with a "
-                        f"folder `hwnas search` wrote")
-    record = json.loads(config_path.read_text())
-    table_info = record["table"]
-    try:
-        table = read_table(table_info["path"])
-    except TableError as exc:
-        raise UserError(f"the run's table is unusable ({exc}); restore {table_info['path']} or "
-                        f"search again") from None
-    if table.fingerprint != table_info["fingerprint"]:
-        raise UserError(f"the table {table_info['path']} changed since run {path} was trained "
-                        f"(fingerprint {table.fingerprint}, run has {table_info['fingerprint']}):"
-                        f" restore it, or run `hwnas search` again on the new table")
+    record, table = read_run_record(path)
     checkpoint = RunFolder(path).load_checkpoint()
     if checkpoint is None:
         raise UserError(f"run {path} has not finished an epoch yet: continue it with "
@@ -153,16 +135,9 @@ def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
 def family(run: LoadedRun, hooks: Hooks | None = None) -> tuple[pd.DataFrame, bool]:
     """The cached family when it matches this checkpoint and table, else a fresh sweep
     (written to the cache). Returns (family, came_from_cache)."""
-    path = run.path / FAMILY_FILE
-    key = {"epoch": run.epoch, "table": run.table.fingerprint}
-    if path.is_file():
-        stored = pq.read_table(path)
-        meta = json.loads((stored.schema.metadata or {}).get(FAMILY_KEY, b"{}"))
-        if meta == key:
-            return stored.to_pandas(), True
+    cached = read_cached(run.path, run.table.fingerprint)
+    if cached is not None:
+        return cached, True
     members = sweep(run, hooks)
-    arrow = pa.Table.from_pandas(members, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
-                                           FAMILY_KEY: json.dumps(key).encode()})
-    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+    write_cache(run.path, run.table.fingerprint, members)
     return members, False

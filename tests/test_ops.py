@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latency import keys, ops
+from latency import entries, keys, ops
 from latency.keys import EntryKey
 
 
@@ -33,7 +33,7 @@ def test_unknown_op_names_the_known_ones() -> None:
     EntryKey("conv_5x5", 2, 8, 8, 16, 16, 2),
 ], ids=lambda key: key.op)
 def test_built_entry_produces_the_keys_output_shape(key: EntryKey) -> None:
-    module, inputs = keys.build(key)
+    module, inputs = entries.build(key)
     assert len(inputs) == key.n_inputs
     out = module(*inputs)
     expected = (key.batch, key.c_out) if key.op == keys.HEAD else (
@@ -49,3 +49,7 @@ def test_node_sum_adds_its_inputs() -> None:
 def test_key_round_trips_through_a_row() -> None:
     key = EntryKey(keys.CONCAT, 1, 8, 32, 7, 7, 1, n_inputs=4, dtype="float16")
     assert EntryKey.from_row(key.to_row()) == key
+
+
+def test_the_torch_free_op_names_match_the_registry() -> None:
+    assert tuple(ops.OPS) == keys.EDGE_OPS

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -18,8 +20,9 @@ from latency.network import discrete_network
 from latency.table import read_table, write_table
 from search.config import SearchConfig
 from search.derive import inherit
+from search.family_cache import FAMILY_FILE
 from search.pick import best_under, latency_column, parse_penalty
-from search.sweep import FAMILY_FILE, family, load_run
+from search.sweep import family, load_run
 from search.train import run_search
 
 runner = CliRunner()
@@ -164,3 +167,14 @@ def test_a_changed_table_is_refused(run_dir: Path, tmp_path: Path) -> None:
     table_path.unlink()
     gone = runner.invoke(app, ["pick", "--run", str(moved), "--max-latency-ms", "3"])
     assert gone.exit_code == 2 and "not found" in gone.output
+
+
+def test_a_cached_budget_pick_never_imports_torch(run_dir: Path) -> None:
+    family(load_run(run_dir))  # the cache exists
+    code = ("import sys; from typer.testing import CliRunner; from hwnas.cli import app; "
+            f"r = CliRunner().invoke(app, ['pick', '--run', {str(run_dir)!r}, "
+            "'--max-latency-ms', '1000', '--json']); "
+            "assert r.exit_code == 0, r.output; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"

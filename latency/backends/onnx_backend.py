@@ -13,8 +13,8 @@ import warnings
 import torch
 from torch import nn
 
-from latency import keys
 from latency.backends import BackendUnavailable
+from latency.entries import build
 from latency.keys import EntryKey
 from latency.timing import Timed
 
@@ -57,7 +57,7 @@ class OnnxRuntimeBackend:
         self.options = options
 
     def prepare(self, key: EntryKey) -> Timed:
-        module, inputs = keys.build(key)
+        module, inputs = build(key)
         return self.prepare_module(module, inputs)
 
     def prepare_module(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Timed:

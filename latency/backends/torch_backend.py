@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from latency import keys
+from latency.entries import build
 from latency.keys import EntryKey
 from latency.timing import Timed
 
@@ -18,7 +18,7 @@ class TorchBackend:
         torch.set_num_threads(threads)
 
     def prepare(self, key: EntryKey) -> Timed:
-        module, inputs = keys.build(key)
+        module, inputs = build(key)
         return self.prepare_module(module, inputs)
 
     def prepare_module(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Timed:
