@@ -92,13 +92,10 @@ def pick(
             result["export"] = write_export(network, table.space,
                                             _provenance(record, table, result), export)
         if verify:
-            from latency.timing import TimingSettings
             from search.export import measure_ms
 
             result["measured_latency_ms"] = measure_ms(
-                network, table.space, chosen_backend, table.device,
-                int(table.meta.get("threads", 1)),
-                TimingSettings(**table.meta.get("timing", {})))
+                network, table.space, chosen_backend, table.device, table.threads, table.timing)
     if plot is not None:
         from search.plot import plot_family
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from latency.errors import UserError
 from latency.keys import KEY_COLUMNS, EntryKey
 from latency.space import SearchSpace
+from latency.timing import TimingSettings
 
 SCHEMA_VERSION = 1
 METADATA_KEY = b"hwnas"
@@ -89,6 +90,16 @@ class LatencyTable:
     @property
     def fingerprint(self) -> str:
         return content_fingerprint(self.rows, self.meta)
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads every backend was measured with."""
+        return int(self.meta.get("threads", 1))  # type: ignore[arg-type]
+
+    @property
+    def timing(self) -> TimingSettings:
+        """How the entries were timed; whole networks compared with them are timed alike."""
+        return TimingSettings(**self.meta.get("timing", {}))  # type: ignore[arg-type]
 
     def calibration(self, backend: str) -> dict[str, object] | None:
         """The stored latency-model calibration of `backend` (see latency/predict.py)."""

@@ -21,7 +21,7 @@ from latency.hooks import Hooks
 from latency.network import Genotype
 from latency.predict import latency_model
 from latency.table import LatencyTable, atomic_write
-from latency.timing import TimingSettings, measure_interleaved
+from latency.timing import measure_interleaved
 from latency.wholenet import prepare_network, validation_genotypes
 
 
@@ -106,13 +106,13 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
     used = [Genotype.from_json(json.dumps(net["genotype"])) for net in
             (table.meta.get("calibration_networks") or {}).get(backend, [])]
     genotypes = validation_genotypes(space, n, seed, exclude=used)
-    runner = make_backend(backend, device, int(table.meta.get("threads", 1)))
+    runner = make_backend(backend, device, table.threads)
     hooks.start("preparing", n)
     timed = {}
     for index, genotype in enumerate(genotypes):
         timed[index] = prepare_network(runner, space, genotype)
         hooks.advance(f"network {index}")
-    settings = TimingSettings(**table.meta.get("timing", {}))  # type: ignore[arg-type]
+    settings = table.timing
     passes = []
     for repeat in (1, 2):
         hooks.start(f"pass {repeat}/2", n * settings.min_rounds)

@@ -7,6 +7,7 @@ another budget reads it instead of sweeping.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +20,14 @@ from latency.errors import UserError
 from latency.hooks import Hooks
 from latency.network import Genotype, Network
 from latency.penalty import device_penalty
-from latency.predict import latency_model
+from latency.predict import LatencyModel, latency_model
 from latency.space import SearchSpace
 from latency.table import LatencyTable
 from search.config import SearchConfig
 from search.data import Dataset, load_dataset
 from search.derive import member_network, parameter_count
 from search.family import genotype as arch_at
-from search.family import penalty_on, simplex_grid, uniform_penalty
+from search.family import op_counts, penalty_on, simplex_grid, uniform_penalty
 from search.family_cache import read_cached, write_cache
 from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES
@@ -47,11 +48,16 @@ class LoadedRun:
     table: LatencyTable
     supernet: Network
     hypernet: Hypernetwork
-    epoch: int
 
     @property
     def space(self) -> SearchSpace:
         return self.table.space
+
+    @functools.cached_property
+    def latency_models(self) -> dict[str, LatencyModel]:
+        """The table's latency model for each of its backends, built once per run."""
+        return {backend: latency_model(self.table, backend, warn=False)
+                for backend in self.table.backends}
 
     def arch(self, s: torch.Tensor) -> Genotype:
         """arch(s): the argmax op of every edge at penalty vector s."""
@@ -80,8 +86,7 @@ def load_run(path: Path) -> LoadedRun:
     states = checkpoint["state"]
     supernet.load_state_dict(states["supernet"])  # type: ignore[index]
     hypernet.load_state_dict(states["hypernet"])  # type: ignore[index]
-    return LoadedRun(path, config, record, table, supernet.eval(), hypernet.eval(),
-                     int(checkpoint["epoch"]))
+    return LoadedRun(path, config, record, table, supernet.eval(), hypernet.eval())
 
 
 def query_points(run: LoadedRun) -> torch.Tensor:
@@ -121,13 +126,11 @@ def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
              data: Dataset) -> dict[str, object]:
     """Accuracy, size, op counts and predicted latency (every backend) of one member."""
     network, accuracy = member_network(run.space, genotype, run.supernet, data)
-    names = genotype.normal + genotype.reduce
     row: dict[str, object] = {"genotype": genotype.to_json(), "s": [float(v) for v in s],
                               "accuracy": accuracy, "params": parameter_count(network)}
-    for op in run.space.ops:
-        row[f"count_{op}"] = names.count(op)
-    for backend in run.table.backends:
-        model = latency_model(run.table, backend, warn=False)
+    for op, count in op_counts(run.space, genotype).items():
+        row[f"count_{op}"] = count
+    for backend, model in run.latency_models.items():
         row[f"predicted_ms_{backend}"] = model.predict_ms(genotype)
     return row
 
