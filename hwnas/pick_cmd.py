@@ -80,22 +80,23 @@ def pick(
         row = _at_penalty(loaded, members, penalty)  # type: ignore[arg-type]
     result = {**summary(row, table.space, chosen_backend), "run": str(run_dir),
               "table_fingerprint": table.fingerprint, "device": table.device}
-    if export is not None or verify:
+    if export is not None:
         from search.derive import member_network
+        from search.export import export as write_export
         from search.pick import genotype_of
 
         network, _ = member_network(table.space, genotype_of(row), loaded.supernet,
                                     loaded.data())
-        if export is not None:
-            from search.export import export as write_export
+        result["export"] = write_export(network, table.space,
+                                        _provenance(record, table, result), export)
+    if verify:
+        from latency.fresh import FreshProcesses, deployed_latency_ms
+        from search.pick import genotype_of
 
-            result["export"] = write_export(network, table.space,
-                                            _provenance(record, table, result), export)
-        if verify:
-            from search.export import measure_ms
-
-            result["measured_latency_ms"] = measure_ms(
-                network, table.space, chosen_backend, table.device, table.threads, table.timing)
+        with FreshProcesses() as fresh:
+            result["measured_latency_ms"] = deployed_latency_ms(
+                fresh, chosen_backend, table.device, table.threads, table.space,
+                [genotype_of(row)], table.timing)[0]
     if plot is not None:
         from search.plot import plot_family
 

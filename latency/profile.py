@@ -7,9 +7,9 @@ what is missing. The table itself is written atomically at the end.
 
 from __future__ import annotations
 
-import gc
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -23,16 +23,17 @@ import pandas as pd
 
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
+from latency.fresh import FreshProcesses, NetworkTask, launches, measure_fresh
 from latency.hooks import Hooks
 from latency.keys import EntryKey
 from latency.network import Genotype
 from latency.predict import fit_calibration, uncalibrated_model
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
 from latency.table import LatencyTable, write_table
-from latency.timing import Measurement, Timed, TimingSettings, measure_interleaved
-from latency.wholenet import calibration_genotypes, prepare_network
+from latency.timing import Measurement, Timed, TimingSettings
+from latency.wholenet import calibration_genotypes
 
-PROGRESS_FORMAT = 1
+PROGRESS_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ class ProfileConfig:
 
 @dataclass(frozen=True)
 class CalibrationNetwork:
-    """A timing task: the index-th calibration network of a backend."""
+    """A timing task: one launch (process) of the index-th calibration network of a backend."""
 
     index: int
+    launch: int = 0
 
 
 def progress_path(out: Path) -> Path:
@@ -101,28 +103,33 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
     genotypes = calibration_genotypes(config.space, config.network_count, config.seed)
     if not kept:
         _write_header(log, config)
-    results: dict[Hashable, Measurement] = {}
+    results = {task: m for task, m in kept.items() if m.done(config.timing)}
     with log.open("a") as sink:
         def persist(task: Hashable, block: list[float]) -> None:
             backend, item = task  # type: ignore[misc]
-            where = ({"network": item.index} if isinstance(item, CalibrationNetwork)
+            where = ({"network": item.index, "launch": item.launch}
+                     if isinstance(item, CalibrationNetwork)
                      else {"key": item.to_row()})
             sink.write(json.dumps({"backend": backend, **where, "block_ms": block}) + "\n")
             sink.flush()
             hooks.advance(f"{backend} {_label(item)}")
 
-        # Entries first, then the calibration networks on their own, with the entries'
-        # modules and sessions released: a network is then measured in a process like the
-        # one it will be deployed in, not beside a hundred other live models.
-        for phase, prepare in (("entries", lambda: _prepare_entries(backends, entries, hooks)),
-                               ("networks", lambda: _prepare_networks(
-                                   backends, genotypes, config.space, hooks))):
-            timed = prepare()
-            hooks.start(f"measuring {phase}", _expected_blocks(timed, kept, config.timing))
-            results.update(measure_interleaved(timed, config.timing, kept, persist,
-                                               seed=config.seed))
-            del timed
-            gc.collect()
+        # Per backend, the entries and the calibration networks (each in its own process,
+        # see latency.fresh) are measured interleaved, in the same stretch of time, so a
+        # slow minute on a shared machine moves both alike instead of skewing the fit.
+        with FreshProcesses() as fresh:
+            for name, backend in backends.items():
+                timed = _prepare_entries(name, backend, entries, kept, config.timing, hooks)
+                tasks: dict[Hashable, NetworkTask] = {
+                    (name, CalibrationNetwork(index, launch)): NetworkTask(
+                        name, config.device, config.threads, config.space, genotype)
+                    for index, genotype in enumerate(genotypes)
+                    for launch in range(launches(name))}
+                hooks.start(f"measuring {name}: entries and whole networks",
+                            _expected_blocks([*timed, *tasks], kept, config.timing))
+                results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
+                                             seed=config.seed, alongside=timed))
+                del timed
     table = LatencyTable(_rows(results, config), _metadata(config, sorted(backends)))
     if genotypes:
         table = _calibrated(table, genotypes, results)
@@ -144,34 +151,22 @@ def _available_backends(config: ProfileConfig, hooks: Hooks) -> dict[str, Backen
     return backends
 
 
-def _prepare_entries(backends: dict[str, Backend], entries: list[EntryKey],
+def _prepare_entries(name: str, backend: Backend, entries: list[EntryKey], kept:
+                     dict[Hashable, Measurement], settings: TimingSettings,
                      hooks: Hooks) -> dict[Hashable, Timed]:
-    """Build every entry on every backend."""
-    hooks.start("preparing entries", len(backends) * len(entries))
+    """Build every entry on one backend that is not measured yet."""
+    todo = [key for key in entries if not kept.get((name, key), Measurement()).done(settings)]
+    hooks.start(f"preparing {name} entries", len(todo))
     timed: dict[Hashable, Timed] = {}
-    for name, backend in backends.items():
-        for key in entries:
-            timed[(name, key)] = backend.prepare(key)
-            hooks.advance(f"{name} {key.label()}")
-    return timed
-
-
-def _prepare_networks(backends: dict[str, Backend], genotypes: list[Genotype],
-                      space: SearchSpace, hooks: Hooks) -> dict[Hashable, Timed]:
-    """Build every calibration network on every backend."""
-    hooks.start("preparing networks", len(backends) * len(genotypes))
-    timed: dict[Hashable, Timed] = {}
-    for name, backend in backends.items():
-        for index, genotype in enumerate(genotypes):
-            network = CalibrationNetwork(index)
-            timed[(name, network)] = prepare_network(backend, space, genotype)
-            hooks.advance(f"{name} {_label(network)}")
+    for key in todo:
+        timed[(name, key)] = backend.prepare(key)
+        hooks.advance(f"{name} {key.label()}")
     return timed
 
 
 def _label(item: EntryKey | CalibrationNetwork) -> str:
     if isinstance(item, CalibrationNetwork):
-        return f"calibration network {item.index}"
+        return f"calibration network {item.index} (launch {item.launch})"
     return item.label()
 
 
@@ -180,22 +175,25 @@ def _calibrated(table: LatencyTable, genotypes: list[Genotype],
     """The table with each backend's calibration (and the networks it was fitted on)."""
     calibration, networks = {}, {}
     for backend in table.backends:
-        measured = [results[(backend, CalibrationNetwork(i))].latency_ms
-                    for i in range(len(genotypes))]
+        launched: dict[int, list[float]] = {}
+        for (name, item), m in results.items():  # type: ignore[misc]
+            if name == backend and isinstance(item, CalibrationNetwork):
+                launched.setdefault(item.index, []).append(m.latency_ms)
+        measured = [statistics.median(launched[i]) for i in range(len(genotypes))]
         model = uncalibrated_model(table, backend)
         calibration[backend] = fit_calibration(model, genotypes, measured).to_dict()
         networks[backend] = [{"genotype": json.loads(g.to_json()), "measured_ms": m,
-                              "uncalibrated_ms": model.predict_ms(g)}
-                             for g, m in zip(genotypes, measured, strict=True)]
+                              "launches_ms": launched[i], "uncalibrated_ms": model.predict_ms(g)}
+                             for i, (g, m) in enumerate(zip(genotypes, measured, strict=True))]
     return LatencyTable(table.rows, {**table.meta, "calibration": calibration,
                                      "calibration_networks": networks})
 
 
-def _expected_blocks(timed: dict[Hashable, Timed], kept: dict[Hashable, Measurement],
+def _expected_blocks(tasks: list[Hashable], kept: dict[Hashable, Measurement],
                      timing: TimingSettings) -> int:
-    """Blocks to the minimum round count for every entry (more if some are noisy)."""
+    """Blocks to the minimum round count for every task (more if some are noisy)."""
     return sum(max(0, timing.min_rounds - kept[t].rounds) if t in kept else timing.min_rounds
-               for t in timed)
+               for t in tasks)
 
 
 def _write_header(log: Path, config: ProfileConfig) -> None:
@@ -225,7 +223,7 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        item = (CalibrationNetwork(record["network"]) if "network" in record
+        item = (CalibrationNetwork(record["network"], record["launch"]) if "network" in record
                 else EntryKey.from_row(record["key"]))
         task = (record["backend"], item)
         kept.setdefault(task, Measurement()).blocks_ms.append(record["block_ms"])

@@ -15,8 +15,9 @@ import gc
 import random
 import statistics
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Clock = Callable[[], float]  # seconds, monotonic
 
@@ -87,6 +88,18 @@ class Measurement:
         return self.rounds >= settings.min_rounds and self.is_stable(settings.rel_tol)
 
 
+class Blocked(Protocol):
+    """What `measure_interleaved` times: a local `Timed`, or a network in another process."""
+
+    def start(self, settings: TimingSettings, clock: Clock) -> None:
+        """Warm up and size the blocks, before the first block."""
+        ...
+
+    def block(self, settings: TimingSettings, clock: Clock) -> list[float]:
+        """One timed block: per-sample times in ms."""
+        ...
+
+
 @dataclass
 class Timed:
     """A callable ready to time: `call()` runs once; `sync()` waits for the device."""
@@ -94,6 +107,12 @@ class Timed:
     call: Callable[[], object]
     sync: Callable[[], None] = lambda: None
     calls_per_block: int = 0  # set by warm-up
+
+    def start(self, settings: TimingSettings, clock: Clock) -> None:
+        warm_up(self, settings, clock)
+
+    def block(self, settings: TimingSettings, clock: Clock) -> list[float]:
+        return time_block(self, settings, clock)
 
 
 def warm_up(timed: Timed, settings: TimingSettings, clock: Clock = time.perf_counter) -> None:
@@ -139,7 +158,7 @@ def time_block(timed: Timed, settings: TimingSettings,
 
 
 def measure_interleaved(
-    entries: dict[Hashable, Timed],
+    entries: Mapping[Hashable, Blocked],
     settings: TimingSettings,
     measured: dict[Hashable, Measurement] | None = None,
     on_block: Callable[[Hashable, list[float]], None] = lambda key, block: None,
@@ -154,11 +173,11 @@ def measure_interleaved(
     results = {key: (measured or {}).get(key, Measurement()) for key in entries}
     rng = random.Random(seed)
     for key in pending(results, settings):
-        warm_up(entries[key], settings, clock)
+        entries[key].start(settings, clock)
     while todo := pending(results, settings):
         rng.shuffle(todo)
         for key in todo:
-            block = time_block(entries[key], settings, clock)
+            block = entries[key].block(settings, clock)
             results[key].blocks_ms.append(block)
             on_block(key, block)
     return results

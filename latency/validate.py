@@ -1,9 +1,10 @@
 """`hwnas validate`: predicted against measured end-to-end latency on held-out networks.
 
-Each network is measured twice, in two separate interleaved passes; how far the two passes
-disagree is the machine's repeatability floor, reported beside the prediction error so a
-reader can tell model error from noise. The measured figure is the lower of the two (the
-table statistic over both passes' blocks).
+Each network is measured twice, in two separate interleaved passes, each time in new
+processes as a deployed model runs (latency.fresh: the median over `launches(backend)`
+processes). How far the two passes disagree is the repeatability floor, reported beside the
+prediction error so a reader can tell model error from noise. The measured figure is the
+lower of the two.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from latency.backends import device_name, make_backend, parse_device
+from latency.backends import device_name, parse_device
 from latency.errors import UserError
+from latency.fresh import FreshProcesses, deployed_latency_ms, launches
 from latency.hooks import Hooks
 from latency.network import Genotype
 from latency.predict import latency_model
 from latency.table import LatencyTable, atomic_write
-from latency.timing import measure_interleaved
-from latency.wholenet import prepare_network, validation_genotypes
+from latency.wholenet import validation_genotypes
 
 
 @dataclass(frozen=True)
@@ -106,20 +107,16 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
     used = [Genotype.from_json(json.dumps(net["genotype"])) for net in
             (table.meta.get("calibration_networks") or {}).get(backend, [])]
     genotypes = validation_genotypes(space, n, seed, exclude=used)
-    runner = make_backend(backend, device, table.threads)
-    hooks.start("preparing", n)
-    timed = {}
-    for index, genotype in enumerate(genotypes):
-        timed[index] = prepare_network(runner, space, genotype)
-        hooks.advance(f"network {index}")
-    settings = table.timing
     passes = []
-    for repeat in (1, 2):
-        hooks.start(f"pass {repeat}/2", n * settings.min_rounds)
-        passes.append(measure_interleaved(timed, settings, seed=seed * 2 + repeat,
-                                          on_block=lambda i, _: hooks.advance(f"network {i}")))
-    points = [ValidationPoint(g, model.predict_ms(g), passes[0][i].latency_ms,
-                              passes[1][i].latency_ms) for i, g in enumerate(genotypes)]
+    with FreshProcesses() as fresh:
+        for repeat in (1, 2):
+            hooks.start(f"pass {repeat}/2, each network in new processes",
+                        n * launches(backend) * table.timing.min_rounds)
+            passes.append(deployed_latency_ms(
+                fresh, backend, device, table.threads, space, genotypes, table.timing,
+                seed=seed * 2 + repeat, on_block=lambda key, _: hooks.advance(f"{key}")))
+    points = [ValidationPoint(g, model.predict_ms(g), passes[0][i],
+                              passes[1][i]) for i, g in enumerate(genotypes)]
     return ValidationReport(backend, model.calibrated, points)
 
 

@@ -12,12 +12,10 @@ import numpy as np
 import onnx
 import torch
 
-from latency.backends import make_backend
 from latency.backends.onnx_backend import export_onnx
 from latency.errors import UserError
 from latency.space import SearchSpace
 from latency.table import atomic_write
-from latency.timing import TimingSettings, measure_interleaved
 
 ONNX_FILE, WEIGHTS_FILE, GENOTYPE_FILE = "model.onnx", "model.pt", "genotype.json"
 TOLERANCE = 1e-4  # largest |ONNX Runtime − PyTorch| logit difference accepted
@@ -63,11 +61,3 @@ def _check_matches_torch(payload: bytes, network: torch.nn.Module, x: torch.Tens
     if worst > TOLERANCE * max(1.0, float(np.abs(expected).max())):
         raise UserError(f"the exported ONNX model disagrees with PyTorch by {worst:.2e}; "
                         f"please report this with the run folder")
-
-
-def measure_ms(network: torch.nn.Module, space: SearchSpace, backend: str, device: str,
-               threads: int, timing: TimingSettings) -> float:
-    """The network's real latency, measured as the table was (same statistic and settings)."""
-    runner = make_backend(backend, device, threads)
-    timed = runner.prepare_module(network.eval(), (example_input(space),))
-    return measure_interleaved({"network": timed}, timing)["network"].latency_ms

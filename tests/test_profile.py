@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from latency import keys
 from latency import profile as profile_module
 from latency.backends import BackendUnavailable
 from latency.errors import UserError
+from latency.fresh import launches
 from latency.hooks import Hooks
 from latency.profile import ProfileConfig, profile, progress_path
 from latency.space import enumerate_entries, overhead_entries
@@ -35,7 +37,8 @@ def space_file(tmp_path: Path) -> Path:
 
 def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file: Path) -> None:
     out = tmp_path / "tables" / "tiny.parquet"
-    result = runner.invoke(app, ["profile", "--space", str(space_file), "--out", str(out)])
+    result = runner.invoke(app, ["profile", "--space", str(space_file), "--out", str(out),
+                                 "--calibration-networks", "2"])
     assert result.exit_code == 0, result.output
     table = read_table(out)
     expected = {*enumerate_entries(TINY_SPACE), *overhead_entries(TINY_SPACE)}
@@ -95,10 +98,12 @@ def test_resume_after_interruption_keeps_every_measured_block(tmp_path: Path) ->
 
 def test_resume_refuses_progress_from_other_settings(tmp_path: Path) -> None:
     out = tmp_path / "t.parquet"
-    config = ProfileConfig(TINY_SPACE, backends=("torch",), timing=QUICK)
+    config = ProfileConfig(TINY_SPACE, backends=("torch",), timing=QUICK,
+                           calibration_networks=0)
     with pytest.raises(KeyboardInterrupt):
         profile(config, out, hooks=Interrupt(after=2))
-    other = ProfileConfig(TINY_SPACE, backends=("torch",), threads=2, timing=QUICK)
+    other = ProfileConfig(TINY_SPACE, backends=("torch",), threads=2, timing=QUICK,
+                          calibration_networks=0)
     with pytest.raises(UserError, match="measured with other settings"):
         profile(other, out, resume=True)
 
@@ -113,11 +118,28 @@ def test_a_missing_backend_is_skipped_with_a_warning(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(profile_module, "make_backend", no_onnxruntime)
     warnings: list[str] = []
-    config = ProfileConfig(TINY_SPACE, timing=QUICK)
+    config = ProfileConfig(TINY_SPACE, timing=QUICK, calibration_networks=0)
     table = profile(config, tmp_path / "t.parquet", hooks=Hooks(warn=warnings.append))
     assert table.backends == ["torch"]
     assert warnings == ["skipping backend onnxruntime: onnxruntime here has no "
                         "CPUExecutionProvider"]
+
+
+def test_an_interrupted_calibration_resumes_with_its_launches(tmp_path: Path) -> None:
+    out = tmp_path / "t.parquet"
+    config = ProfileConfig(TINY_SPACE, backends=("torch",), timing=QUICK,
+                           calibration_networks=2)
+    entries = len(enumerate_entries(TINY_SPACE)) + len(overhead_entries(TINY_SPACE))
+    with pytest.raises(KeyboardInterrupt):  # entries and networks are measured interleaved
+        profile(config, out, hooks=Interrupt(after=2 * entries))
+    records = [json.loads(line) for line in progress_path(out).read_text().splitlines()[1:]]
+    assert {(r["network"], r["launch"]) for r in records if "network" in r}
+    table = profile(config, out, resume=True)
+    networks = table.meta["calibration_networks"]["torch"]
+    assert len(networks) == 2
+    for network in networks:  # each network measured in launches("torch") processes
+        assert len(network["launches_ms"]) == launches("torch") == 3
+        assert network["measured_ms"] == statistics.median(network["launches_ms"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
