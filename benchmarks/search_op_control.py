@@ -22,6 +22,7 @@ from latency.space import SearchSpace
 from search import family
 from search.config import SearchConfig
 from search.data import load_dataset
+from search.derive import member_accuracy
 from search.train import SearchResult, run_search
 
 
@@ -56,7 +57,7 @@ def main() -> None:
 
 def report_family(config: SearchConfig, space: SearchSpace, result: SearchResult) -> None:
     state, terms = result.state, result.terms
-    val = load_dataset(config.dataset, space, val_fraction=config.val_fraction).val
+    data = load_dataset(config.dataset, space, val_fraction=config.val_fraction)
     vectors = {"uniform": family.uniform_penalty(space),
                "s_dev": terms.s_dev,
                **{f"0.7 on {op}": family.penalty_on(space, op) for op in space.ops}}
@@ -66,9 +67,10 @@ def report_family(config: SearchConfig, space: SearchSpace, result: SearchResult
     with torch.no_grad():
         for label, s in vectors.items():
             logits = state.hypernet(s)
-            counts[label] = family.op_counts(space, family.genotype(space, logits))
+            genotype = family.genotype(space, logits)
+            counts[label] = family.op_counts(space, genotype)
             arch = family.one_hot(logits)
-            acc = family.accuracy(state.supernet, arch, val)
+            acc = member_accuracy(space, genotype, state.supernet, data)
             s_text = ",".join(f"{x:.2f}" for x in s.tolist())
             print(f"{label:<22} {s_text:<22} {acc:6.3f} {float(terms.expected_ms(arch)):7.3f}  "
                   + " ".join(f"{counts[label][op]:>13}" for op in space.ops))

@@ -2,9 +2,11 @@
 
 Each network is measured twice, in two separate interleaved passes, each time in new
 processes as a deployed model runs (latency.fresh: the median over `launches(backend)`
-processes). How far the two passes disagree is the repeatability floor, reported beside the
-prediction error so a reader can tell model error from noise. The measured figure is the
-lower of the two.
+processes); the measured figure is the lower of the two. How far the two passes disagree is
+the repeatability floor, reported beside the prediction error so a reader can tell model
+error from noise. A few of the calibration networks are measured alongside and compared with
+the figures the profile stored: that drift is how far the machine itself has moved since the
+profile (a busier host, another clock speed), which no model of the table can predict.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from latency.network import Genotype
 from latency.predict import latency_model
 from latency.table import LatencyTable, atomic_write
 from latency.wholenet import validation_genotypes
+
+REFERENCES = 4  # calibration networks re-measured alongside, to see the machine's drift
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class ValidationReport:
     backend: str
     calibrated: bool
     points: list[ValidationPoint]
+    # Median change of the first REFERENCES calibration networks since the profile measured
+    # them (%), measured alongside: how far the machine itself has moved. None: no calibration.
+    drift_pct: float | None = None
 
     def within(self, pct: float) -> float:
         return sum(abs(p.error_pct) <= pct for p in self.points) / len(self.points)
@@ -72,6 +79,7 @@ class ValidationReport:
             "rank_correlation": float(frame["predicted"].corr(frame["measured"],
                                                               method="spearman")),
             "repeatability_pct": statistics.median(repeats),
+            "drift_pct": self.drift_pct,
             "repeatability_worst_pct": max(repeats),
             "repeat_within_10pct": sum(r <= 10 for r in repeats) / len(repeats),
             "measured_range_ms": [min(p.measured_ms for p in self.points),
@@ -104,20 +112,25 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
         hooks.warn(f"the table has no calibration for {backend}: predictions are the "
                    f"uncalibrated sum; re-run `hwnas profile` to calibrate")
     space = table.space
-    used = [Genotype.from_json(json.dumps(net["genotype"])) for net in
-            (table.meta.get("calibration_networks") or {}).get(backend, [])]
+    calibrated_on = (table.meta.get("calibration_networks") or {}).get(backend, [])
+    used = [Genotype.from_json(json.dumps(net["genotype"])) for net in calibrated_on]
     genotypes = validation_genotypes(space, n, seed, exclude=used)
+    references = calibrated_on[:REFERENCES]
+    measured = genotypes + used[:REFERENCES]
     passes = []
     with FreshProcesses() as fresh:
         for repeat in (1, 2):
             hooks.start(f"pass {repeat}/2, each network in new processes",
-                        n * launches(backend) * table.timing.min_rounds)
+                        len(measured) * launches(backend) * table.timing.min_rounds)
             passes.append(deployed_latency_ms(
-                fresh, backend, device, table.threads, space, genotypes, table.timing,
+                fresh, backend, device, table.threads, space, measured, table.timing,
                 seed=seed * 2 + repeat, on_block=lambda key, _: hooks.advance(f"{key}")))
     points = [ValidationPoint(g, model.predict_ms(g), passes[0][i],
                               passes[1][i]) for i, g in enumerate(genotypes)]
-    return ValidationReport(backend, model.calibrated, points)
+    drift = [100 * (min(passes[0][n + i], passes[1][n + i]) / net["measured_ms"] - 1)
+             for i, net in enumerate(references)]
+    return ValidationReport(backend, model.calibrated, points,
+                            statistics.median(drift) if drift else None)
 
 
 def write_csv(report: ValidationReport, path: Path) -> None:

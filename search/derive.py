@@ -28,7 +28,8 @@ _EDGE = re.compile(r"^(cells\.(\d+)\.edges\.(\d+)\.)(.*)$")
 def inherit(space: SearchSpace, genotype: Genotype, supernet: Network) -> Network:
     """The discrete network of `genotype`, every weight copied from the supernet: shared
     parts by name, each edge from the candidate op the genotype chose there."""
-    network = discrete_network(space, genotype)
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten below;
+        network = discrete_network(space, genotype)  # leave a training run's RNG alone
     plans = cell_plans(space)
     source = supernet.state_dict()
     state = {}
@@ -41,7 +42,7 @@ def inherit(space: SearchSpace, genotype: Genotype, supernet: Network) -> Networ
         choice = space.ops.index(genotype.for_cell(plans[int(cell)])[int(edge)])
         state[name] = source[f"{prefix}candidates.{choice}.{rest}"]
     network.load_state_dict(state)
-    return network
+    return network.to(next(supernet.parameters()).device)
 
 
 @torch.no_grad()
@@ -72,10 +73,16 @@ def accuracy(network: nn.Module, split: Split) -> float:
 
 def member_network(space: SearchSpace, genotype: Genotype, supernet: Network,
                    data: Dataset) -> tuple[Network, float]:
-    """The exportable member and its validation accuracy."""
+    """The exportable member and its validation accuracy: the one definition of a member's
+    accuracy, used by `pick` and by the per-epoch figures of `search` alike."""
     network = inherit(space, genotype, supernet)
     recalibrate_batch_norm(network, data.train)
     return network, accuracy(network, data.val)
+
+
+def member_accuracy(space: SearchSpace, genotype: Genotype, supernet: Network,
+                    data: Dataset) -> float:
+    return member_network(space, genotype, supernet, data)[1]
 
 
 def parameter_count(network: nn.Module) -> int:

@@ -1,22 +1,17 @@
 """Reading the trained family: the architecture arch(s) = argmax_m α_m^e(s), its operation
-counts, its validation accuracy with the shared supernet weights, and named penalty vectors.
+counts, and named penalty vectors. A member's accuracy is `search.derive.member_accuracy`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from latency.network import Genotype
 from latency.space import SearchSpace
-from search.data import Split
 from search.latency_terms import NORMAL, REDUCE
-
-EVAL_BATCH = 256
 
 
 def one_hot(logits: torch.Tensor) -> torch.Tensor:
@@ -47,37 +42,6 @@ def penalty_on(space: SearchSpace, op: str, penalty: float = 0.7) -> torch.Tenso
 
 def uniform_penalty(space: SearchSpace) -> torch.Tensor:
     return torch.full((len(space.ops),), 1.0 / len(space.ops))
-
-
-@contextmanager
-def batch_statistics(model: nn.Module) -> Iterator[None]:
-    """Normalise with each batch's own statistics, leaving the running ones untouched.
-
-    The supernet's running statistics average over every architecture it sampled, so they
-    do not fit any one member; batch statistics do (the usual one-shot evaluation).
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    was_training = model.training
-    model.train()
-    for norm in norms:
-        norm.track_running_stats = False
-    try:
-        yield
-    finally:
-        for norm in norms:
-            norm.track_running_stats = True
-        model.train(was_training)
-
-
-@torch.no_grad()
-def accuracy(supernet: nn.Module, edge_weights: torch.Tensor, split: Split) -> float:
-    """Share of `split` the supernet classifies right with `edge_weights` on its edges."""
-    correct = 0
-    with batch_statistics(supernet):
-        for images, labels in split.batches(EVAL_BATCH):
-            outputs = supernet(images, edge_weights[NORMAL], edge_weights[REDUCE])
-            correct += int((outputs.argmax(dim=1) == labels).sum())
-    return correct / len(split)
 
 
 def simplex_grid(k: int, resolution: int) -> torch.Tensor:

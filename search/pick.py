@@ -98,7 +98,7 @@ def genotype_of(row: pd.Series) -> Genotype:
     return Genotype.from_json(str(row["genotype"]))
 
 
-def op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
+def row_op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
     return {op: int(row[f"count_{op}"]) for op in space.ops}
 
 
@@ -108,4 +108,4 @@ def summary(row: pd.Series, space: SearchSpace, backend: str) -> dict[str, objec
             "s": {op: float(v) for op, v in zip(space.ops, row["s"], strict=True)},
             "predicted_latency_ms": float(row[latency_column(backend)]),
             "accuracy": float(row["accuracy"]), "params": int(row["params"]),
-            "op_counts": op_counts(row, space), "backend": backend}
+            "op_counts": row_op_counts(row, space), "backend": backend}

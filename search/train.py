@@ -19,6 +19,7 @@ from latency.table import LatencyTable
 from search import family
 from search.config import SearchConfig
 from search.data import Dataset, load_dataset
+from search.derive import member_accuracy
 from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES, NORMAL, REDUCE, LatencyTerms, latency_terms
 from search.objective import Objective, gumbel_softmax, sample_penalty
@@ -34,8 +35,8 @@ class EpochMetrics:
     loss: float  # mean objective per step: cross-entropy + penalty
     task_loss: float  # mean cross-entropy per step
     temperature: float  # Gumbel-softmax temperature used in this epoch
-    val_acc_uniform: float  # validation accuracy of arch(uniform s), shared weights
-    val_acc_dev: float  # validation accuracy of arch(s_dev), shared weights
+    val_acc_uniform: float  # validation accuracy of arch(uniform s), as `pick` reports it
+    val_acc_dev: float  # validation accuracy of arch(s_dev), as `pick` reports it
     expected_ms_dev: float  # differentiable expected latency at s_dev, in ms (soft γ̃)
     arch_ms_dev: float  # table latency of the discrete arch(s_dev), in ms
     train_s: float  # wall time of the epoch's training steps, in seconds
@@ -89,7 +90,7 @@ def run_search(config: SearchConfig, table: LatencyTable,
         metrics = [EpochMetrics(**row) for row in checkpoint["metrics"]]  # type: ignore[union-attr]
     objective = Objective(terms, config.kappa, config.beta, config.latency_weight)
     for epoch in range(len(metrics), config.epochs):
-        row = train_epoch(state, objective, data, config, epoch)
+        row = train_epoch(state, objective, data, config, space, epoch)
         metrics.append(row)
         save(run, state, metrics)
         if progress is not None:
@@ -147,7 +148,7 @@ def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
 
 
 def train_epoch(state: SearchState, objective: Objective, data: Dataset, config: SearchConfig,
-                epoch: int) -> EpochMetrics:
+                space: SearchSpace, epoch: int) -> EpochMetrics:
     t = temperature(epoch, config)
     generator = epoch_generator(config.seed, epoch)
     state.supernet.train()
@@ -166,9 +167,10 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
             loss=sum(loss for loss, _ in losses) / len(losses),
             task_loss=sum(task for _, task in losses) / len(losses),
             temperature=t,
-            val_acc_uniform=family.accuracy(state.supernet, family.one_hot(logits_uniform),
-                                            data.val),
-            val_acc_dev=family.accuracy(state.supernet, arch_dev, data.val),
+            val_acc_uniform=member_accuracy(space, family.genotype(space, logits_uniform),
+                                            state.supernet, data),
+            val_acc_dev=member_accuracy(space, family.genotype(space, logits_dev),
+                                        state.supernet, data),
             expected_ms_dev=float(objective.terms.expected_ms(soft_dev)),
             arch_ms_dev=float(objective.terms.expected_ms(arch_dev)),
             train_s=train_s)

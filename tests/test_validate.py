@@ -10,6 +10,7 @@ from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
 from hwnas.cli import app
+from latency import validate as validate_module
 from latency.hooks import Hooks
 from latency.profile import ProfileConfig, profile
 from latency.table import read_table, write_table
@@ -49,8 +50,27 @@ def test_validate_measures_held_out_networks_twice(calibrated_table: Path) -> No
         assert point.measured_ms == min(point.first_ms, point.second_ms)
     summary = report.summary()
     assert summary["n"] == 3 and 0 <= summary["within_10pct"] <= 1
+    assert isinstance(summary["drift_pct"], float)
     assert summary["mape"] == pytest.approx(
         sum(abs(p.error_pct) for p in report.points) / 3)
+
+
+def test_drift_compares_reference_networks_with_the_profile(calibrated_table: Path,
+                                                            monkeypatch) -> None:
+    table = read_table(calibrated_table)
+    for net in table.meta["calibration_networks"]["torch"]:
+        net["measured_ms"] = 0.5
+    passes = iter([1.0, 2.0])  # every network: 1 ms in pass 1, 2 ms in pass 2
+
+    def fake(fresh, backend, device, threads, space, genotypes, settings, **kwargs):
+        value = next(passes)
+        return [value] * len(genotypes)
+
+    monkeypatch.setattr(validate_module, "deployed_latency_ms", fake)
+    report = validate(table, "torch", n=3, seed=5)
+    assert [p.measured_ms for p in report.points] == [1.0, 1.0, 1.0]
+    assert [p.repeat_pct for p in report.points] == [100.0, 100.0, 100.0]
+    assert report.drift_pct == pytest.approx(100.0)  # 1 ms now against 0.5 ms in the profile
 
 
 def test_cli_validate_json_csv_and_plot(calibrated_table: Path, tmp_path: Path) -> None:
@@ -75,7 +95,7 @@ def test_validate_warns_for_an_uncalibrated_table(tmp_path: Path) -> None:
     table.meta["device_name"] = "synthetic"
     warnings: list[str] = []
     report = validate(table, "torch", n=2, hooks=Hooks(warn=warnings.append))
-    assert not report.calibrated
+    assert not report.calibrated and report.drift_pct is None
     assert any("no calibration" in w for w in warnings)
     assert any("was measured on 'synthetic'" in w for w in warnings)
 
