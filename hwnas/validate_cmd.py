@@ -74,6 +74,7 @@ def _print(rows: list[dict[str, object]]) -> None:
                         str(row["n"]), f"{100 * row['within_5pct']:.0f}%",  # type: ignore
                         f"{100 * row['within_10pct']:.0f}%",  # type: ignore[operator]
                         f"{row['mape']:.1f}%", f"{row['worst_pct']:+.1f}%",
+                        "—" if row["rank_correlation"] is None else
                         f"{row['rank_correlation']:.3f}", f"{row['repeatability_pct']:.1f}%",
                         "—" if row["drift_pct"] is None else f"{row['drift_pct']:+.1f}%",
                         f"{low:.3f}–{high:.3f}")

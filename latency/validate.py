@@ -28,6 +28,7 @@ from latency.table import LatencyTable, atomic_write
 from latency.wholenet import validation_genotypes
 
 REFERENCES = 4  # calibration networks re-measured alongside, to see the machine's drift
+NOISY_PCT = 5.0  # repeatability or drift above this: warn that the machine, not the model, moved
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ValidationReport:
         repeats = [p.repeat_pct for p in self.points]
         frame = pd.DataFrame({"predicted": [p.predicted_ms for p in self.points],
                               "measured": [p.measured_ms for p in self.points]})
+        ranked = frame.nunique().min() > 1  # a constant column has no rank correlation
         return {
             "backend": self.backend,
             "calibrated": self.calibrated,
@@ -77,7 +79,8 @@ class ValidationReport:
             "mape": statistics.fmean(errors),
             "worst_pct": max(self.points, key=lambda p: abs(p.error_pct)).error_pct,
             "rank_correlation": float(frame["predicted"].corr(frame["measured"],
-                                                              method="spearman")),
+                                                              method="spearman"))
+            if ranked else None,
             "repeatability_pct": statistics.median(repeats),
             "drift_pct": self.drift_pct,
             "repeatability_worst_pct": max(repeats),
@@ -129,8 +132,14 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
                               passes[1][i]) for i, g in enumerate(genotypes)]
     drift = [100 * (min(passes[0][n + i], passes[1][n + i]) / net["measured_ms"] - 1)
              for i, net in enumerate(references)]
-    return ValidationReport(backend, model.calibrated, points,
-                            statistics.median(drift) if drift else None)
+    report = ValidationReport(backend, model.calibrated, points,
+                              statistics.median(drift) if drift else None)
+    moved = max(report.summary()["repeatability_pct"], abs(report.drift_pct or 0.0))
+    if moved > NOISY_PCT:  # type: ignore[operator]
+        hooks.warn(f"{backend}: the machine itself moved by {moved:.1f}% during this check "
+                   f"(repeatability or drift above {NOISY_PCT:.0f}%): errors of that size are "
+                   f"the machine's, not the model's; re-run when it is quieter")
+    return report
 
 
 def write_csv(report: ValidationReport, path: Path) -> None:

@@ -43,7 +43,8 @@ def test_validate_measures_held_out_networks_twice(calibrated_table: Path) -> No
     table = read_table(calibrated_table)
     warnings: list[str] = []
     report = validate(table, "torch", n=3, seed=5, hooks=Hooks(warn=warnings.append))
-    assert report.calibrated and warnings == []
+    assert report.calibrated
+    assert not [w for w in warnings if "machine itself moved" not in w]  # noise may warn
     assert len(report.points) == 3
     for point in report.points:
         assert point.first_ms > 0 and point.second_ms > 0
@@ -67,10 +68,15 @@ def test_drift_compares_reference_networks_with_the_profile(calibrated_table: Pa
         return [value] * len(genotypes)
 
     monkeypatch.setattr(validate_module, "deployed_latency_ms", fake)
-    report = validate(table, "torch", n=3, seed=5)
+    warnings: list[str] = []
+    report = validate(table, "torch", n=3, seed=5, hooks=Hooks(warn=warnings.append))
     assert [p.measured_ms for p in report.points] == [1.0, 1.0, 1.0]
+    assert warnings == ["torch: the machine itself moved by 100.0% during this check "
+                        "(repeatability or drift above 5%): errors of that size are the "
+                        "machine's, not the model's; re-run when it is quieter"]
     assert [p.repeat_pct for p in report.points] == [100.0, 100.0, 100.0]
     assert report.drift_pct == pytest.approx(100.0)  # 1 ms now against 0.5 ms in the profile
+    assert report.summary()["rank_correlation"] is None  # every network measured alike
 
 
 def test_cli_validate_json_csv_and_plot(calibrated_table: Path, tmp_path: Path) -> None:
