@@ -91,12 +91,16 @@ def pick(
                                         _provenance(record, table, result), export)
     if verify:
         from latency.fresh import FreshProcesses, deployed_latency_ms
+        from latency.validate import REFERENCES, calibration_networks, drift_pct
         from search.pick import genotype_of
 
+        references, stored_ms = calibration_networks(table, chosen_backend)
         with FreshProcesses() as fresh:
-            result["measured_latency_ms"] = deployed_latency_ms(
+            measured = deployed_latency_ms(
                 fresh, chosen_backend, table.device, table.threads, table.space,
-                [genotype_of(row)], table.timing)[0]
+                [genotype_of(row), *references[:REFERENCES]], table.timing)
+        result["measured_latency_ms"] = measured[0]
+        result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms[:REFERENCES])
     if plot is not None:
         from search.plot import plot_family
 
@@ -160,6 +164,10 @@ def _print(result: dict[str, object]) -> None:
         predicted = float(result["predicted_latency_ms"])  # type: ignore[arg-type]
         listing.add_row("measured latency", f"{measured:.3f} ms "
                         f"({100 * (predicted - measured) / measured:+.1f}% prediction error)")
+        drift = result.get("machine_drift_pct")
+        if drift is not None:
+            listing.add_row("machine drift", f"{drift:+.1f}% (the profile's calibration "  # type: ignore[str-format]
+                            f"networks now against then; large: the machine moved)")
     listing.add_row("validation accuracy", f"{result['accuracy']:.4f}")
     listing.add_row("parameters", f"{result['params']:,}")
     listing.add_row("operation counts", ", ".join(

@@ -115,10 +115,8 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
         hooks.warn(f"the table has no calibration for {backend}: predictions are the "
                    f"uncalibrated sum; re-run `hwnas profile` to calibrate")
     space = table.space
-    calibrated_on = (table.meta.get("calibration_networks") or {}).get(backend, [])
-    used = [Genotype.from_json(json.dumps(net["genotype"])) for net in calibrated_on]
+    used, stored_ms = calibration_networks(table, backend)
     genotypes = validation_genotypes(space, n, seed, exclude=used)
-    references = calibrated_on[:REFERENCES]
     measured = genotypes + used[:REFERENCES]
     passes = []
     with FreshProcesses() as fresh:
@@ -130,16 +128,33 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
                 seed=seed * 2 + repeat, on_block=lambda key, _: hooks.advance(f"{key}")))
     points = [ValidationPoint(g, model.predict_ms(g), passes[0][i],
                               passes[1][i]) for i, g in enumerate(genotypes)]
-    drift = [100 * (min(passes[0][n + i], passes[1][n + i]) / net["measured_ms"] - 1)
-             for i, net in enumerate(references)]
+    now_ms = [min(first, second) for first, second in zip(passes[0][n:], passes[1][n:],
+                                                          strict=True)]
     report = ValidationReport(backend, model.calibrated, points,
-                              statistics.median(drift) if drift else None)
+                              drift_pct(now_ms, stored_ms[:REFERENCES]))
     moved = max(report.summary()["repeatability_pct"], abs(report.drift_pct or 0.0))
     if moved > NOISY_PCT:  # type: ignore[operator]
         hooks.warn(f"{backend}: the machine itself moved by {moved:.1f}% during this check "
                    f"(repeatability or drift above {NOISY_PCT:.0f}%): errors of that size are "
                    f"the machine's, not the model's; re-run when it is quieter")
     return report
+
+
+def calibration_networks(table: LatencyTable, backend: str) -> tuple[list[Genotype],
+                                                                      list[float]]:
+    """The networks the backend's calibration was fitted on, and what the profile measured."""
+    stored = (table.meta.get("calibration_networks") or {}).get(backend, [])
+    return ([Genotype.from_json(json.dumps(net["genotype"])) for net in stored],
+            [float(net["measured_ms"]) for net in stored])
+
+
+def drift_pct(now_ms: list[float], stored_ms: list[float]) -> float | None:
+    """Median change (%) of reference networks measured now against the profile's figures:
+    how far the machine itself has moved. None without references."""
+    if not stored_ms:
+        return None
+    return statistics.median(100 * (now / then - 1)
+                             for now, then in zip(now_ms, stored_ms, strict=True))
 
 
 def write_csv(report: ValidationReport, path: Path) -> None:

@@ -131,6 +131,15 @@ def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_verify_measures_the_pick_in_new_processes(run_dir: Path) -> None:
+    result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
+                                 "--json", "--verify"])
+    assert result.exit_code == 0, result.output
+    picked = json.loads(result.stdout)
+    assert picked["measured_latency_ms"] > 0
+    assert picked["machine_drift_pct"] is None  # the synthetic table has no calibration
+
+
 def test_cli_query_mode_returns_the_member_at_s(run_dir: Path) -> None:
     result = runner.invoke(app, ["pick", "--run", str(run_dir), "--json", "--penalty",
                                  "max_pool_3x3=0.15,skip_connect=0.15,conv_3x3=0.7"])
