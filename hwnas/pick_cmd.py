@@ -91,7 +91,7 @@ def pick(
                                         _provenance(record, table, result), export)
     if verify:
         from latency.fresh import FreshProcesses, deployed_latency_ms
-        from latency.validate import REFERENCES, calibration_networks, drift_pct
+        from latency.validate import NOISY_PCT, REFERENCES, calibration_networks, drift_pct
         from search.pick import genotype_of
 
         references, stored_ms = calibration_networks(table, chosen_backend)
@@ -100,7 +100,13 @@ def pick(
                 fresh, chosen_backend, table.device, table.threads, table.space,
                 [genotype_of(row), *references[:REFERENCES]], table.timing)
         result["measured_latency_ms"] = measured[0]
-        result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms[:REFERENCES])
+        drift = result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms[:REFERENCES])
+        if drift is not None and abs(drift) > NOISY_PCT:
+            pace = "slower" if drift > 0 else "faster"
+            err_console.print(f"[yellow]warning:[/] this machine runs the profile's calibration "
+                              f"networks {abs(drift):.1f}% {pace} than when it was profiled: "
+                              f"the measurement shows the machine as it is now; re-profile, "
+                              f"or leave that much headroom in the budget", soft_wrap=True)
     if plot is not None:
         from search.plot import plot_family
 

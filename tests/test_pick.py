@@ -14,6 +14,7 @@ import torch
 from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
+import latency.validate
 from hwnas.cli import app
 from latency.errors import UserError
 from latency.network import discrete_network
@@ -138,6 +139,16 @@ def test_verify_measures_the_pick_in_new_processes(run_dir: Path) -> None:
     picked = json.loads(result.stdout)
     assert picked["measured_latency_ms"] > 0
     assert picked["machine_drift_pct"] is None  # the synthetic table has no calibration
+    assert "than when it was profiled" not in result.output
+
+
+def test_verify_warns_when_the_machine_has_moved(run_dir: Path, monkeypatch) -> None:
+    monkeypatch.setattr(latency.validate, "drift_pct", lambda now, then: 12.0)
+    result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
+                                 "--json", "--verify"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["machine_drift_pct"] == 12.0
+    assert "calibration networks 12.0% slower than when it was profiled" in result.stderr
 
 
 def test_cli_query_mode_returns_the_member_at_s(run_dir: Path) -> None:
