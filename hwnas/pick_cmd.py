@@ -91,16 +91,16 @@ def pick(
                                         _provenance(record, table, result), export)
     if verify:
         from latency.fresh import FreshProcesses, deployed_latency_ms
-        from latency.validate import NOISY_PCT, REFERENCES, calibration_networks, drift_pct
+        from latency.validate import NOISY_PCT, drift_pct, reference_networks
         from search.pick import genotype_of
 
-        references, stored_ms = calibration_networks(table, chosen_backend)
+        references, stored_ms = reference_networks(table, chosen_backend)
         with FreshProcesses() as fresh:
             measured = deployed_latency_ms(
                 fresh, chosen_backend, table.device, table.threads, table.space,
-                [genotype_of(row), *references[:REFERENCES]], table.timing)
+                [genotype_of(row), *references], table.timing)
         result["measured_latency_ms"] = measured[0]
-        drift = result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms[:REFERENCES])
+        drift = result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms)
         if drift is not None and abs(drift) > NOISY_PCT:
             pace = "slower" if drift > 0 else "faster"
             err_console.print(f"[yellow]warning:[/] this machine runs the profile's calibration "

@@ -86,12 +86,11 @@ class FreshProcesses:
         self._handles = 0
         return self
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._server = subprocess.Popen([sys.executable, "-m", "latency.fresh"], env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._reply()  # the server is ready once it has imported the libraries
-        return self._server
 
     def open(self, task: NetworkTask) -> FreshNetwork:
         """A new child process with the task's network built in it."""

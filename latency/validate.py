@@ -61,6 +61,11 @@ class ValidationReport:
     # them (%), measured alongside: how far the machine itself has moved. None: no calibration.
     drift_pct: float | None = None
 
+    @property
+    def repeatability_pct(self) -> float:
+        """The median disagreement between a network's two measurements."""
+        return statistics.median(p.repeat_pct for p in self.points)
+
     def within(self, pct: float) -> float:
         return sum(abs(p.error_pct) <= pct for p in self.points) / len(self.points)
 
@@ -81,7 +86,7 @@ class ValidationReport:
             "rank_correlation": float(frame["predicted"].corr(frame["measured"],
                                                               method="spearman"))
             if ranked else None,
-            "repeatability_pct": statistics.median(repeats),
+            "repeatability_pct": self.repeatability_pct,
             "drift_pct": self.drift_pct,
             "repeatability_worst_pct": max(repeats),
             "repeat_within_10pct": sum(r <= 10 for r in repeats) / len(repeats),
@@ -115,9 +120,10 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
         hooks.warn(f"the table has no calibration for {backend}: predictions are the "
                    f"uncalibrated sum; re-run `hwnas profile` to calibrate")
     space = table.space
-    used, stored_ms = calibration_networks(table, backend)
+    used, _ = calibration_networks(table, backend)
     genotypes = validation_genotypes(space, n, seed, exclude=used)
-    measured = genotypes + used[:REFERENCES]
+    references, stored_ms = reference_networks(table, backend)
+    measured = genotypes + references
     passes = []
     with FreshProcesses() as fresh:
         for repeat in (1, 2):
@@ -131,9 +137,9 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
     now_ms = [min(first, second) for first, second in zip(passes[0][n:], passes[1][n:],
                                                           strict=True)]
     report = ValidationReport(backend, model.calibrated, points,
-                              drift_pct(now_ms, stored_ms[:REFERENCES]))
-    moved = max(report.summary()["repeatability_pct"], abs(report.drift_pct or 0.0))
-    if moved > NOISY_PCT:  # type: ignore[operator]
+                              drift_pct(now_ms, stored_ms))
+    moved = max(report.repeatability_pct, abs(report.drift_pct or 0.0))
+    if moved > NOISY_PCT:
         hooks.warn(f"{backend}: the machine itself moved by {moved:.1f}% during this check "
                    f"(repeatability or drift above {NOISY_PCT:.0f}%): errors of that size are "
                    f"the machine's, not the model's; re-run when it is quieter")
@@ -146,6 +152,13 @@ def calibration_networks(table: LatencyTable, backend: str) -> tuple[list[Genoty
     stored = (table.meta.get("calibration_networks") or {}).get(backend, [])
     return ([Genotype.from_json(json.dumps(net["genotype"])) for net in stored],
             [float(net["measured_ms"]) for net in stored])
+
+
+def reference_networks(table: LatencyTable, backend: str) -> tuple[list[Genotype],
+                                                                    list[float]]:
+    """The first REFERENCES calibration networks, re-measured to see the machine's drift."""
+    genotypes, stored_ms = calibration_networks(table, backend)
+    return genotypes[:REFERENCES], stored_ms[:REFERENCES]
 
 
 def drift_pct(now_ms: list[float], stored_ms: list[float]) -> float | None:
