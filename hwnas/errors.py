@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
+from hwnas.console import err_console
 from latency.errors import UserError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-err_console = Console(stderr=True)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -26,6 +26,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _refuse_non_finite(kwargs)
             return command(*args, **kwargs)
         except UserError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -36,3 +37,14 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+def _refuse_non_finite(options: dict[str, object]) -> None:
+    """NaN and ±inf pass typer's float parsing and every `x < 0` check: refuse them once, here,
+    for every number option of every command."""
+    for name, value in options.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                option = "--" + name.replace("_", "-")
+                raise UserError(f"{option} {item}: must be a finite number")

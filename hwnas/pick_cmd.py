@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress
 
-from hwnas.errors import err_console
-from hwnas.profile_cmd import PROGRESS_COLUMNS, RichHooks, console
+from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, warn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +57,8 @@ def pick(
         raise UserError(f"--backend {chosen_backend}: the run's table has "
                         f"{', '.join(table.backends)}")
     if table.calibration(chosen_backend) is None:
-        err_console.print(f"[yellow]warning:[/] the table has no calibration for "
-                          f"{chosen_backend}: latencies are the uncalibrated sum of entries")
+        warn(f"the table has no calibration for {chosen_backend}: latencies are the "
+             f"uncalibrated sum of entries")
     # A budget on a cached family needs no network and no torch; anything else loads the run.
     members = read_cached(run_dir, table.fingerprint)
     cached = members is not None
@@ -103,10 +102,9 @@ def pick(
         drift = result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms)
         if drift is not None and abs(drift) > NOISY_PCT:
             pace = "slower" if drift > 0 else "faster"
-            err_console.print(f"[yellow]warning:[/] this machine runs the profile's calibration "
-                              f"networks {abs(drift):.1f}% {pace} than when it was profiled: "
-                              f"the measurement shows the machine as it is now; re-profile, "
-                              f"or leave that much headroom in the budget", soft_wrap=True)
+            warn(f"this machine runs the profile's calibration networks {abs(drift):.1f}% "
+                 f"{pace} than when it was profiled: the measurement shows the machine as it "
+                 f"is now; re-profile, or leave that much headroom in the budget")
     if plot is not None:
         from search.plot import plot_family
 

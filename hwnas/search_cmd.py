@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hwnas.console import console
 from search.config import SearchConfig
 
 
@@ -63,7 +64,6 @@ def search(
         help="Continue OUT/NAME from its last finished epoch.")] = False,
 ) -> None:
     """Train the supernet and the hypernetwork over penalty vectors, in one run."""
-    from rich.console import Console
     from rich.table import Table
 
     from latency.table import read_table
@@ -76,7 +76,6 @@ def search(
         latency_weight=latency_weight, seed=seed, device=device.value, out=str(out),
         name=name or f"{table.stem}-{dataset.value}-seed{seed}", resume=resume)
     lut = read_table(table)
-    console = Console()
     console.print(f"search: space {lut.space.name}, table {table} ({lut.device}, "
                   f"{config.backend}), {config.dataset}, {config.epochs} epochs → "
                   f"{Path(config.out) / config.name}")

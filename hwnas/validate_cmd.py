@@ -10,8 +10,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from hwnas.errors import err_console
-from hwnas.profile_cmd import PROGRESS_COLUMNS, RichHooks, console
+from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
 
 
 def validate(

@@ -1,0 +1,52 @@
+"""What every command shares: the consoles, the progress columns and rich progress hooks."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from latency.hooks import Hooks
+
+# Errors and warnings go to stderr; results to stdout.
+err_console = Console(stderr=True)
+# Piped output (logs, CI, tests) gets a fixed, readable width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+
+PROGRESS_COLUMNS = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), TextColumn("[dim]{task.fields[label]}"))
+
+
+class RichHooks:
+    """Hooks drawn as a rich progress bar, one task per phase."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: int | None = None
+
+    def start(self, phase: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(phase, total=total, label="")
+
+    def advance(self, label: str) -> None:
+        assert self.task is not None
+        task = self.progress.tasks[self.task]
+        if task.total is not None and task.completed + 1 > task.total:
+            # noisy entries need more rounds than the minimum: grow the bar, keep the rate
+            self.progress.update(self.task, total=task.total + 1)
+        self.progress.update(self.task, advance=1, label=label)
+
+    def hooks(self) -> Hooks:
+        from latency.hooks import Hooks
+
+        return Hooks(warn, self.start, self.advance)
+
+
+def warn(message: str) -> None:
+    """One yellow warning line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)

@@ -1,0 +1,78 @@
+"""`hwnas table show`: summarise a latency table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from hwnas.console import console
+
+if TYPE_CHECKING:
+    from latency.table import LatencyTable
+
+
+def show(path: Annotated[Path, typer.Argument(help="A table written by `hwnas profile`.")],
+         entries: Annotated[bool, typer.Option(help="Also list every entry.")] = False) -> None:
+    """Summarise a table: where it was measured, per-op latency per backend, and s_dev."""
+    from latency.table import read_table
+
+    table = read_table(path)
+    print_summary(table)
+    if entries:
+        print_entries(table)
+
+
+def print_summary(table: LatencyTable) -> None:
+    from latency.penalty import device_penalty, op_totals_ms
+
+    meta = table.meta
+    space = table.space
+    unstable = int((~table.rows["stable"]).sum())
+    console.print(
+        f"[bold]{meta.get('device_name')}[/] ({meta.get('device')}, {meta.get('threads')} "
+        f"thread(s)); space [bold]{space.name}[/] ({space.fingerprint()}), batch "
+        f"{space.batch_size}; table {table.fingerprint}; "
+        f"{len(table.rows)} entries, {unstable} unstable", highlight=False)
+    summary = Table(title="Each operation on every edge (ms, by the latency model) and the "
+                          "device penalty s_dev")
+    summary.add_column("op")
+    backends = table.backends
+    for name in backends:
+        summary.add_column(f"{name} ms", justify="right")
+        summary.add_column(f"{name} s_dev", justify="right")
+    totals = {name: op_totals_ms(table, name) for name in backends}
+    shares = {name: device_penalty(table, name) for name in backends}
+    for op in space.ops:
+        cells = []
+        for name in backends:
+            cells += [f"{totals[name][op]:.3f}", f"{shares[name][op]:.3f}"]
+        summary.add_row(op, *cells)
+    console.print(summary)
+    calibration = meta.get("calibration") or {}
+    for name in backends:
+        if name in calibration:
+            fit = calibration[name]
+            console.print(f"{name} latency model: calibrated on {fit['networks']} whole networks,"
+                          f" fit error {fit['fit_mape_pct']}% (check held-out networks with "
+                          f"`hwnas validate`)", highlight=False)
+        else:
+            console.print(f"{name} latency model: [yellow]uncalibrated[/] (profile with "
+                          f"--calibration-networks > 0 to calibrate)", highlight=False)
+
+
+def print_entries(table: LatencyTable) -> None:
+    listing = Table(title="Entries (latency: the lowest block median)")
+    for column in ("backend", "op", "in", "out", "latency ms", "median ms", "IQR ms", "n",
+                   "stable"):
+        listing.add_column(column, justify="left" if column in ("backend", "op") else "right")
+    for row in table.rows.to_dict("records"):
+        inputs = f"{row['n_inputs']}×" if row["n_inputs"] > 1 else ""
+        listing.add_row(row["backend"], row["op"],
+                        f"{inputs}{row['c_in']}×{row['h']}×{row['w']}",
+                        f"{row['c_out']}×{row['h_out']}×{row['w_out']}",
+                        f"{row['latency_ms']:.4f}", f"{row['median_ms']:.4f}",
+                        f"{row['iqr_ms']:.4f}", str(row["n"]), "yes" if row["stable"] else "NO")
+    console.print(listing)
