@@ -78,8 +78,7 @@ def run_search(config: SearchConfig, table: LatencyTable,
     space = table.space
     terms = latency_terms(table, config.backend).to(device)
     data = load_dataset(config.dataset, space, config.data_dir, config.download,
-                        config.val_fraction, config.limit_train)
-    data = Dataset(data.train.to(device), data.val.to(device))
+                        config.val_fraction, config.limit_train).to(device)
     run = open_run(config, table)  # only after every check: a failed start writes nothing
 
     state = build_state(config, space, device)
