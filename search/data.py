@@ -52,8 +52,8 @@ class Split:
     def batches(self, batch_size: int,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
         """Mini-batches, shuffled by `generator` when one is given."""
-        order = (torch.randperm(len(self), generator=generator) if generator is not None
-                 else torch.arange(len(self)))
+        order = (torch.randperm(len(self), generator=generator, device=generator.device)
+                 if generator is not None else torch.arange(len(self)))
         for start in range(0, len(self), batch_size):
             index = order[start:start + batch_size].to(self.labels.device)
             yield self.images[index], self.labels[index]
