@@ -4,10 +4,10 @@ onnxruntime (`python BUNDLE/run.py --out results.json`).
 This file and the modules it imports (`timing`, `fresh`, `ort_session`, `machine`,
 `progress_log`, `errors`) are copied byte for byte into every bundle's `lib/latency/` by
 `latency/bundle.py`, so the target runs the very code `hwnas profile` runs: the same
-interleaved rounds, statistic, session settings and fresh-process calibration networks. Nothing here may import torch,
-pandas or anything else outside the standard library, numpy and onnxruntime (a test runs it
-with torch made unimportable). The runner writes raw blocks; `hwnas table import` turns them
-into a table with the host's own code.
+interleaved rounds, statistic, session settings and fresh-process calibration networks.
+Nothing here may import torch, pandas or anything else outside the standard library, numpy
+and onnxruntime (a test runs it with torch made unimportable). The runner writes raw blocks;
+`hwnas table import` turns them into a table with the host's own code.
 """
 
 from __future__ import annotations
