@@ -23,6 +23,9 @@ def profile(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(
         help="Batch size to measure at (default: the space's, 1).", min=1)] = None,
+    classes: Annotated[int | None, typer.Option(
+        help="Classes of your data set, the head's outputs (default: the space's, 10).",
+        min=2)] = None,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every backend.", min=1)] = 1,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted profile from its progress file beside --out.")] = False,
@@ -48,6 +51,8 @@ def profile(
     the_space = load_space(space)
     if batch_size is not None:
         the_space = dataclasses.replace(the_space, batch_size=batch_size)
+    if classes is not None:
+        the_space = dataclasses.replace(the_space, classes=classes)
     config = ProfileConfig(the_space, parse_device(device), chosen, threads, seed=seed,
                            calibration_networks=calibration_networks)
     with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
