@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hwnas.console import console
-from search.recipe import Recipe
-from search.train_run import DEFAULT_EPOCHS
+from search.recipe import DEFAULT_EPOCHS, Recipe
 
 if TYPE_CHECKING:
     from search.retrain import EpochRow

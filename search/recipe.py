@@ -9,28 +9,36 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from latency.errors import UserError
-from latency.space import SearchSpace
 
+if TYPE_CHECKING:  # torch only where a network is trained: `hwnas --help` stays instant
+    import torch
+
+    from latency.space import SearchSpace
+
+DEFAULT_EPOCHS = 5  # the README's quick run on 2 cores; a real run wants more (docs/accuracy.md)
 AUGMENTATIONS = ("auto", "none", "crop-flip", "shift")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How a fixed architecture is trained; recorded with every trained model."""
 
-    lr: float = 3e-3  # AdamW peak learning rate
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, Nesterov)
+    lr: float = 3e-3  # peak learning rate
+    weight_decay: float = 0.01  # decoupled (AdamW) or L2 (SGD) weight decay
     warmup_fraction: float = 0.1  # share of all steps with a linear warm-up from 0 to `lr`
     label_smoothing: float = 0.1  # cross-entropy label smoothing
     batch_size: int = 64  # images per step
     augment: str = "auto"  # auto: crop-flip for 32×32 colour input, none otherwise
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}: use one of "
+                            f"{', '.join(OPTIMIZERS)}")
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"unknown augmentation {self.augment!r}: use one of "
                             f"{', '.join(AUGMENTATIONS)}")
@@ -40,8 +48,7 @@ class Recipe:
             raise UserError("the recipe's warm-up fraction and label smoothing lie in [0, 1)")
 
     def to_dict(self) -> dict[str, object]:
-        return {"optimizer": "adamw", "schedule": "linear warm-up, cosine to 0",
-                **dataclasses.asdict(self)}
+        return {"schedule": "linear warm-up, cosine to 0", **dataclasses.asdict(self)}
 
     def augmentation(self, space: SearchSpace) -> str:
         """The augmentation actually applied to `space`'s input (`auto` resolved)."""
@@ -58,26 +65,14 @@ class Recipe:
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * self.lr * (1.0 + math.cos(math.pi * progress))
 
-    def optimizer(self, network: torch.nn.Module) -> torch.optim.Optimizer:
-        """AdamW; batch-norm and bias parameters (1-D) are not decayed."""
-        decayed = [p for p in network.parameters() if p.ndim > 1]
-        plain = [p for p in network.parameters() if p.ndim <= 1]
-        return torch.optim.AdamW([{"params": decayed, "weight_decay": self.weight_decay},
-                                  {"params": plain, "weight_decay": 0.0}], lr=self.lr)
+    def make_optimizer(self, network: torch.nn.Module) -> torch.optim.Optimizer:
+        """The optimizer; batch-norm and bias parameters (1-D) are not decayed."""
+        import torch
 
-
-def augment(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
-    """A batch (N, C, H, W) randomly cropped from a zero-padded copy (crop-flip: 4 pixels and
-    half the images mirrored; shift: 2 pixels, no mirror), or unchanged for `none`."""
-    if mode == "none":
-        return images
-    pad = 4 if mode == "crop-flip" else 2
-    n, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
-    out = torch.stack([padded[i, :, y:y + h, x:x + w]
-                       for i, (y, x) in enumerate(zip(dy, dx, strict=True))])
-    if mode == "crop-flip":
-        flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    return out
+        groups = [{"params": [p for p in network.parameters() if p.ndim > 1],
+                   "weight_decay": self.weight_decay},
+                  {"params": [p for p in network.parameters() if p.ndim <= 1],
+                   "weight_decay": 0.0}]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=self.lr, momentum=0.9, nesterov=True)
+        return torch.optim.AdamW(groups, lr=self.lr)

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from search.data import Dataset
 from search.derive import accuracy, recalibrate_batch_norm
-from search.recipe import Recipe, augment
+from search.recipe import Recipe
 from search.train import epoch_generator
 
 
@@ -43,7 +44,7 @@ def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, ep
     """Train `network` in place for `epochs` (continuing `resume_from`, a state `on_epoch`
     received); every random draw of an epoch comes from (seed, epoch), so a resumed run
     replays what an uninterrupted one would have drawn. Returns every epoch's row."""
-    optimizer = recipe.optimizer(network)
+    optimizer = recipe.make_optimizer(network)
     rows: list[EpochRow] = []
     if resume_from is not None:
         network.load_state_dict(resume_from["network"])  # type: ignore[arg-type]
@@ -82,3 +83,20 @@ def evaluate(network: nn.Module, data: Dataset, split: str) -> float:
     """Accuracy on `split` ("val" or "test") with batch-norm statistics recomputed first."""
     recalibrate_batch_norm(network, data.train)
     return accuracy(network, getattr(data, split))
+
+
+def augment(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """A batch (N, C, H, W) randomly cropped from a zero-padded copy (crop-flip: 4 pixels and
+    half the images mirrored; shift: 2 pixels, no mirror), or unchanged for `none`."""
+    if mode == "none":
+        return images
+    pad = 4 if mode == "crop-flip" else 2
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
+    out = torch.stack([padded[i, :, y:y + h, x:x + w]
+                       for i, (y, x) in enumerate(zip(dy, dx, strict=True))])
+    if mode == "crop-flip":
+        flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    return out

@@ -24,14 +24,13 @@ from latency.network import Network, discrete_network
 from latency.table import atomic_write
 from search.data import load_dataset
 from search.export import export
-from search.recipe import Recipe
+from search.recipe import DEFAULT_EPOCHS, Recipe
 from search.retrain import EpochRow, evaluate, fit
 from search.train import resolve_device
 from search.train_source import TrainSource
 
 CHECKPOINT_FILE, METRICS_FILE, RECORD_FILE = "checkpoint.pt", "metrics.csv", "record.json"
 INITS = ("scratch", "inherited")
-DEFAULT_EPOCHS = 5  # the README's quick run on 2 cores; a real run wants more (docs/accuracy.md)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from latency.errors import UserError
 from latency.space import SearchSpace
 from latency.table import read_table, write_table
 from search.config import SearchConfig
-from search.recipe import Recipe, augment
+from search.recipe import Recipe
+from search.retrain import augment
 from search.train import run_search
 from search.train_run import CHECKPOINT_FILE, TrainJob, train
 from search.train_source import from_export
