@@ -84,10 +84,12 @@ def pick(
         from search.export import export as write_export
         from search.pick import genotype_of
 
-        network, _ = member_network(table.space, genotype_of(row), loaded.supernet,
-                                    loaded.data())
-        result["export"] = write_export(network, table.space,
-                                        _provenance(record, table, result), export)
+        data = loaded.data()
+        network, _ = member_network(table.space, genotype_of(row), loaded.supernet, data)
+        # the preprocessing travels with the model, so a user can feed it images
+        provenance = {**_provenance(record, table, result),
+                      "preprocessing": data.preprocessing.to_dict()}
+        result["export"] = write_export(network, table.space, provenance, export)
     if verify:
         from latency.fresh import FreshProcesses, deployed_latency_ms
         from latency.validate import NOISY_PCT, drift_pct, reference_networks

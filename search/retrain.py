@@ -53,7 +53,7 @@ def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, ep
     steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
     total_steps = steps_per_epoch * epochs
     for epoch in range(len(rows), epochs):
-        generator = epoch_generator(seed, epoch)
+        generator = epoch_generator(seed, epoch, data.train.images.device)
         network.train()
         started = time.perf_counter()
         losses = []
@@ -93,10 +93,11 @@ def augment(images: torch.Tensor, mode: str, generator: torch.Generator) -> torc
     pad = 4 if mode == "crop-flip" else 2
     n, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad))
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator,
+                           device=generator.device).tolist()
     out = torch.stack([padded[i, :, y:y + h, x:x + w]
                        for i, (y, x) in enumerate(zip(dy, dx, strict=True))])
     if mode == "crop-flip":
-        flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
     return out

@@ -57,6 +57,8 @@ def test_train_writes_a_checked_model_and_its_record(export_dir: Path, tmp_path:
     assert record["genotype"] == picked["genotype"] and record["epochs"] == 2
     assert record["source"]["table_fingerprint"] == picked["table_fingerprint"]
     preprocessing = record["preprocessing"]
+    # the export records it too (its mean/std come from the run's own training split)
+    assert picked["preprocessing"].keys() == preprocessing.keys()
     assert preprocessing["input_size"] == TINY_SPACE.input_size
     assert len(preprocessing["mean"]) == len(preprocessing["std"]) == TINY_SPACE.input_channels
     assert len(pd.read_csv(out / "metrics.csv")) == 2
