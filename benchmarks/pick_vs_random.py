@@ -27,7 +27,7 @@ from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which ha
 from latency.network import Genotype, discrete_network, random_genotype
 from search.data import Dataset, load_dataset
 from search.derive import accuracy, inherit, member_network
-from search.pick import best_under, genotype_of, latency_column
+from search.pick import Budget, best_within, genotype_of, latency_column
 from search.recipe import Recipe
 from search.retrain import evaluate, fit
 from search.run_folder import latest_run
@@ -57,7 +57,7 @@ def main() -> None:
           f"{len(data.train)} training images; {args.random} random × {args.seeds} seeds")
     complete = True
     for budget in budgets:
-        pick = best_under(members, budget, backend)
+        pick = best_within(members, [Budget(backend, backend, budget, column)])
         plan = _plan(run, data, genotype_of(pick), float(pick[column]), backend, args)
         for kind, index, seed, genotype, predicted_ms in plan:
             key = (f"{budget:g}", kind, str(index), str(seed))
