@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, warn
+from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, note, warn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,7 +23,8 @@ def pick(
     max_latency_ms: Annotated[float | None, typer.Option(
         help="Latency budget on the table's device, in ms.", min=0.0)] = None,
     run: Annotated[Path | None, typer.Option(
-        help="A run folder (default: the latest run under --runs).")] = None,
+        help="A run folder, or a runs root to use its latest run (default: the latest "
+             "run under --runs).")] = None,
     runs: Annotated[Path, typer.Option(help="Runs root `hwnas search` wrote to.")] = Path("runs"),
     backend: Annotated[str | None, typer.Option(
         help="Whose latency counts: torch or onnxruntime (default: the search's).")] = None,
@@ -43,13 +44,15 @@ def pick(
     from latency.errors import UserError
     from search.family_cache import read_cached
     from search.pick import best_under, summary
-    from search.run_folder import latest_run, read_run_record
+    from search.run_folder import latest_run, read_run_record, resolve_run
 
     if (max_latency_ms is None) == (penalty is None):
         raise UserError("give exactly one of --max-latency-ms (best under a budget) or "
                         "--penalty (the member at a penalty vector)")
     started = time.perf_counter()
-    run_dir = run if run is not None else latest_run(runs)
+    run_dir, root_note = resolve_run(run) if run is not None else (latest_run(runs), None)
+    if root_note:
+        note(root_note)
     record, table = read_run_record(run_dir)
     config: dict = record["config"]  # type: ignore[assignment]
     chosen_backend = backend or str(config["backend"])
@@ -122,9 +125,9 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str) -> pd.Se
     from search.pick import member_row, parse_penalty
     from search.sweep import describe
 
-    s, note = parse_penalty(penalty, loaded.space)
-    if note:
-        err_console.print(f"[yellow]note:[/] {note}")
+    s, normalised = parse_penalty(penalty, loaded.space)
+    if normalised:
+        note(normalised)
     genotype = loaded.arch(s)
     row = member_row(members, genotype)
     if row is None:  # a point the sweep did not visit gave a new architecture

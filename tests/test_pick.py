@@ -113,7 +113,7 @@ def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
     picked = json.loads(result.stdout)
     for key in ("genotype", "s", "predicted_latency_ms", "accuracy", "params", "backend"):
         assert key in picked
-    assert picked["backend"] == "torch" and picked["predicted_latency_ms"] <= 1000
+    assert picked["backend"] == "onnxruntime" and picked["predicted_latency_ms"] <= 1000
     model = onnx.load(export / "model.onnx")
     onnx.checker.check_model(model)
     provenance = {p.key: json.loads(p.value) for p in model.metadata_props}
@@ -172,12 +172,43 @@ def test_cli_pick_errors(run_dir: Path, tmp_path: Path) -> None:
     assert (run_dir / FAMILY_FILE).exists()
 
 
+def test_run_accepts_a_runs_root_and_names_the_runs_inside_one(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    root = runner.invoke(app, ["pick", "--run", str(run_dir.parent), "--max-latency-ms",
+                               "1000", "--json"])
+    assert root.exit_code == 0, root.output
+    assert json.loads(root.stdout)["run"] == str(run_dir)
+    assert f"using its latest run, {run_dir}" in root.stderr
+    unmarked = tmp_path / "runs"  # a root whose LATEST pointer is gone
+    (unmarked / "a").mkdir(parents=True)
+    (unmarked / "a" / "config.json").write_text("{}")
+    refused = runner.invoke(app, ["pick", "--run", str(unmarked), "--max-latency-ms", "3"])
+    assert refused.exit_code == 2 and "is a runs root" in refused.output
+    assert str(unmarked / "a") in refused.output
+
+
+def test_a_run_searched_with_torch_picks_on_torch(run_dir: Path, tmp_path: Path) -> None:
+    """Runs recorded before ONNX Runtime became the default keep their backend."""
+    old = _copy_run(run_dir, tmp_path / "old")
+    record = json.loads((old / "config.json").read_text())
+    record["config"]["backend"] = record["table"]["backend"] = "torch"
+    (old / "config.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["pick", "--run", str(old), "--max-latency-ms", "1000",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == "torch"
+
+
+def _copy_run(run_dir: Path, to: Path) -> Path:
+    to.mkdir()
+    for name in ("config.json", "checkpoint.pt"):
+        (to / name).write_bytes((run_dir / name).read_bytes())
+    return to
+
+
 def test_a_changed_table_is_refused(run_dir: Path, tmp_path: Path) -> None:
     record = json.loads((run_dir / "config.json").read_text())
-    moved = tmp_path / "copy"
-    moved.mkdir()
-    for name in ("config.json", "checkpoint.pt"):
-        (moved / name).write_bytes((run_dir / name).read_bytes())
+    moved = _copy_run(run_dir, tmp_path / "copy")
     other = synthetic_table(TINY_SPACE, latency=lambda key: 0.5)
     table_path = write_table(other, tmp_path / "changed.parquet")
     record["table"]["path"] = str(table_path)
