@@ -36,14 +36,17 @@ def pick(
         help="Write the pick here: model.onnx, model.pt, genotype.json.")] = None,
     verify: Annotated[bool, typer.Option(
         help="Measure the pick's real latency on this device and print it beside the "
-             "prediction.")] = False,
+             "prediction, raw and corrected by the machine's drift.")] = False,
+    recalibrate: Annotated[bool, typer.Option(
+        help="Re-measure the table's reference networks now (a few seconds) and scale every "
+             "prediction by their drift since the profile before choosing.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the trade-off plot (PNG).")] = None,
 ) -> None:
     """Pick the most accurate member predicted within --max-latency-ms (or the member at
     --penalty), and optionally export, verify and plot it."""
     from latency.errors import UserError
     from search.family_cache import read_cached
-    from search.pick import best_under, summary
+    from search.pick import best_under, rescaled, summary
     from search.run_folder import latest_run, read_run_record, resolve_run
 
     if (max_latency_ms is None) == (penalty is None):
@@ -76,12 +79,18 @@ def pick(
         console.print(f"family of {len(members)} architectures "
                       f"({'from cache' if cached else 'swept'} in "
                       f"{time.perf_counter() - started:.1f} s)")
+    recalibration = _recalibrate(table, chosen_backend) if recalibrate else None
+    factor = recalibration["factor"] if recalibration else 1.0
+    members = rescaled(members, chosen_backend, factor)
     if max_latency_ms is not None:
         row = best_under(members, max_latency_ms, chosen_backend)
     else:
-        row = _at_penalty(loaded, members, penalty)  # type: ignore[arg-type]
+        row = _at_penalty(loaded, members, penalty, chosen_backend, factor)  # type: ignore
     result = {**summary(row, table.space, chosen_backend), "run": str(run_dir),
               "table_fingerprint": table.fingerprint, "device": table.device}
+    if recalibration:
+        result["predicted_latency_ms_raw"] = result["predicted_latency_ms"] / factor  # type: ignore[operator]
+        result["recalibration"] = recalibration
     if export is not None:
         from search.derive import member_network
         from search.export import export as write_export
@@ -92,22 +101,7 @@ def pick(
         result["export"] = write_export(network, table.space,
                                         _provenance(record, table, result), export)
     if verify:
-        from latency.fresh import FreshProcesses, deployed_latency_ms
-        from latency.validate import NOISY_PCT, drift_pct, reference_networks
-        from search.pick import genotype_of
-
-        references, stored_ms = reference_networks(table, chosen_backend)
-        with FreshProcesses() as fresh:
-            measured = deployed_latency_ms(
-                fresh, chosen_backend, table.device, table.threads, table.space,
-                [genotype_of(row), *references], table.timing)
-        result["measured_latency_ms"] = measured[0]
-        drift = result["machine_drift_pct"] = drift_pct(measured[1:], stored_ms)
-        if drift is not None and abs(drift) > NOISY_PCT:
-            pace = "slower" if drift > 0 else "faster"
-            warn(f"this machine runs the profile's calibration networks {abs(drift):.1f}% "
-                 f"{pace} than when it was profiled: the measurement shows the machine as it "
-                 f"is now; re-profile, or leave that much headroom in the budget")
+        result.update(_verify(table, chosen_backend, row, factor))
     if plot is not None:
         from search.plot import plot_family
 
@@ -120,9 +114,45 @@ def pick(
         _print(result)
 
 
-def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str) -> pd.Series:
-    """The member at the --penalty vector (swept before, or described now)."""
-    from search.pick import member_row, parse_penalty
+def _recalibrate(table: LatencyTable, backend: str) -> dict[str, float]:
+    """The drift of the table's reference networks measured now, and the factor it scales
+    predictions by."""
+    from latency.errors import UserError
+    from latency.validate import drift_factor, measure_now, reference_networks
+
+    references, _ = reference_networks(table, backend)
+    if not references:
+        raise UserError(f"--recalibrate: the table has no {backend} calibration networks to "
+                        f"re-measure; re-profile with `hwnas profile`")
+    _, drift = measure_now(table, backend, [])
+    return {"drift_pct": drift, "factor": drift_factor(drift),  # type: ignore[dict-item]
+            "references": len(references)}
+
+
+def _verify(table: LatencyTable, backend: str, row: pd.Series,
+            factor: float) -> dict[str, object]:
+    """The pick measured as deployed, its prediction's error raw (as the table says) and
+    corrected by the drift the reference networks show during the same measurement."""
+    from latency.validate import NOISY_PCT, drift_factor, error_pct, measure_now
+    from search.pick import genotype_of, latency_column
+
+    (measured,), drift = measure_now(table, backend, [genotype_of(row)])
+    raw_ms = float(row[latency_column(backend)]) / factor
+    if drift is not None and abs(drift) > NOISY_PCT:
+        pace = "slower" if drift > 0 else "faster"
+        warn(f"this machine runs the profile's calibration networks {abs(drift):.1f}% "
+             f"{pace} than when it was profiled: the corrected error accounts for it; "
+             f"re-profile, pick with --recalibrate, or leave that much headroom in the budget")
+    return {"measured_latency_ms": measured, "machine_drift_pct": drift,
+            "error_pct_raw": error_pct(raw_ms, measured),
+            "error_pct_corrected": error_pct(raw_ms * drift_factor(drift), measured)}
+
+
+def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str, backend: str,
+                factor: float) -> pd.Series:
+    """The member at the --penalty vector (swept before, or described now, its prediction
+    scaled like the family's)."""
+    from search.pick import latency_column, member_row, parse_penalty
     from search.sweep import describe
 
     s, normalised = parse_penalty(penalty, loaded.space)
@@ -134,6 +164,7 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str) -> pd.Se
         import pandas as pd
 
         row = pd.Series(describe(loaded, genotype, s, loaded.data()))
+        row[latency_column(backend)] *= factor
     row = row.copy()
     row["s"] = [float(v) for v in s]
     return row
@@ -148,6 +179,7 @@ def _provenance(record: dict[str, object], table: LatencyTable,
     return {**{k: result[k] for k in ("genotype", "s", "backend", "predicted_latency_ms",
                                       "accuracy", "params", "run", "table_fingerprint",
                                       "device")},
+            "recalibration": result.get("recalibration"),
             "device_name": table.meta.get("device_name"),
             "table_path": record["table"]["path"],  # type: ignore[index]
             "seed": config["seed"], "dataset": config["dataset"],
@@ -165,12 +197,14 @@ def _print(result: dict[str, object]) -> None:
     listing.add_row("reduction cell", ", ".join(genotype["reduce"]))  # type: ignore[index]
     listing.add_row("penalty s", ", ".join(f"{op}={v:.3f}"
                                            for op, v in result["s"].items()))  # type: ignore
-    listing.add_row("predicted latency", f"{result['predicted_latency_ms']:.3f} ms")
+    recalibration = result.get("recalibration")
+    listing.add_row("predicted latency", f"{result['predicted_latency_ms']:.3f} ms" + (
+        f" (table {result['predicted_latency_ms_raw']:.3f} ms × {recalibration['factor']:.3f}"
+        f", the drift re-measured now)" if recalibration else ""))  # type: ignore[index]
     if "measured_latency_ms" in result:
-        measured = float(result["measured_latency_ms"])  # type: ignore[arg-type]
-        predicted = float(result["predicted_latency_ms"])  # type: ignore[arg-type]
-        listing.add_row("measured latency", f"{measured:.3f} ms "
-                        f"({100 * (predicted - measured) / measured:+.1f}% prediction error)")
+        listing.add_row("measured latency", f"{result['measured_latency_ms']:.3f} ms "
+                        f"({result['error_pct_raw']:+.1f}% prediction error as the table "
+                        f"says, {result['error_pct_corrected']:+.1f}% corrected for drift)")
         drift = result.get("machine_drift_pct")
         if drift is not None:
             listing.add_row("machine drift", f"{drift:+.1f}% (the profile's calibration "  # type: ignore[str-format]

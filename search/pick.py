@@ -41,6 +41,15 @@ def best_under(members: pd.DataFrame, budget_ms: float, backend: str) -> pd.Seri
     return ranked.iloc[0]
 
 
+def rescaled(members: pd.DataFrame, backend: str, factor: float) -> pd.DataFrame:
+    """The family with `backend`'s predictions scaled by `factor`: the machine's drift since
+    the profile, measured by `pick --recalibrate`."""
+    column = latency_column(backend)
+    scaled = members.copy()
+    scaled[column] = scaled[column] * factor
+    return scaled
+
+
 def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | None]:
     """`op=value,...` (every op of the space named once) or values in the space's op order.
     Returns the vector on the simplex and a note when it had to be normalised."""

@@ -147,8 +147,44 @@ def test_verify_warns_when_the_machine_has_moved(run_dir: Path, monkeypatch) -> 
     result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
                                  "--json", "--verify"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["machine_drift_pct"] == 12.0
+    picked = json.loads(result.stdout)
+    assert picked["machine_drift_pct"] == 12.0
     assert "calibration networks 12.0% slower than when it was profiled" in result.stderr
+    measured, raw = picked["measured_latency_ms"], picked["predicted_latency_ms"]
+    assert picked["error_pct_raw"] == pytest.approx(100 * (raw - measured) / measured)
+    assert picked["error_pct_corrected"] == pytest.approx(
+        100 * (raw * 1.12 - measured) / measured)
+
+
+def test_recalibrate_scales_predictions_before_choosing(run_dir: Path, monkeypatch,
+                                                         tmp_path: Path) -> None:
+    members, _ = family(load_run(run_dir))
+    fastest = float(members[latency_column("onnxruntime")].min())
+    budget = ["--max-latency-ms", str(fastest * 1.2)]
+    plain = runner.invoke(app, ["pick", "--run", str(run_dir), "--json", *budget])
+    assert plain.exit_code == 0, plain.output
+    uncalibrated = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate",
+                                       *budget])
+    assert uncalibrated.exit_code == 2 and "no onnxruntime calibration networks" in \
+        uncalibrated.output
+    # the machine now runs the references 50% slower than in the profile
+    monkeypatch.setattr(latency.validate, "reference_networks",
+                        lambda table, backend: ([load_run(run_dir).arch(torch.ones(3) / 3)],
+                                                [1.0]))
+    monkeypatch.setattr(latency.validate, "measure_now",
+                        lambda table, backend, genotypes: ([], 50.0))
+    slower = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate", *budget])
+    assert slower.exit_code == 2 and "the fastest takes" in slower.output
+    roomy = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate", "--json",
+                                "--max-latency-ms", "1000", "--export", str(tmp_path / "e")])
+    assert roomy.exit_code == 0, roomy.output
+    picked = json.loads(roomy.stdout)
+    assert picked["recalibration"] == {"drift_pct": 50.0, "factor": 1.5, "references": 1}
+    assert picked["predicted_latency_ms"] == pytest.approx(
+        1.5 * picked["predicted_latency_ms_raw"])
+    provenance = {p.key: json.loads(p.value)
+                  for p in onnx.load(tmp_path / "e" / "model.onnx").metadata_props}
+    assert provenance["recalibration"] == picked["recalibration"]
 
 
 def test_cli_query_mode_returns_the_member_at_s(run_dir: Path) -> None:
