@@ -6,19 +6,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from latency.space import PRESETS
+from latency.space import PRESETS, SearchSpace
 from latency.table import LatencyTable, read_table, write_table
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
-def benchmark_table(path: str | None) -> tuple[LatencyTable, Path]:
-    """The table at `path`, or tests/conftest.py's synthetic exp1 table written to a temp file."""
+def benchmark_table(path: str | None,
+                    space: SearchSpace = PRESETS["exp1"]) -> tuple[LatencyTable, Path]:
+    """The table at `path`, or tests/conftest.py's synthetic table of `space` (default exp1)
+    written to a temp file."""
     if path is None:
         sys.path.insert(0, str(TESTS))
         from conftest import synthetic_table
 
         folder = Path(tempfile.mkdtemp(prefix="hwnas-bench-"))
-        written = write_table(synthetic_table(PRESETS["exp1"]), folder / "synthetic-exp1.parquet")
+        written = write_table(synthetic_table(space), folder / f"synthetic-{space.name}.parquet")
         return read_table(written), written
     return read_table(path), Path(path)

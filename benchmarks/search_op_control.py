@@ -1,7 +1,7 @@
 """Train a search run and read its family: op counts under the paper's probe vectors, accuracy
 at uniform s and at s_dev, seconds per epoch, and the latency range the family spans.
 
-    .venv/bin/python benchmarks/search_op_control.py [--table T] [--kappa K] [--beta B] ...
+    .venv/bin/python benchmarks/search_op_control.py [--table T] [--sampling hard] [--kappa K] ...
 
 Without --table it writes a synthetic exp1 table (tests/conftest.py) and uses that. The
 op-control claim holds when every op's 0.7-penalty vector gives fewer edges of that op than
@@ -20,7 +20,7 @@ from search_common import benchmark_table
 
 from latency.space import SearchSpace
 from search import family
-from search.config import SearchConfig
+from search.config import BACKENDS, SAMPLINGS, SearchConfig
 from search.data import load_dataset
 from search.derive import member_accuracy
 from search.train import SearchResult, run_search
@@ -36,14 +36,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit-train", type=int, default=None)
+    parser.add_argument("--sampling", choices=SAMPLINGS, default=defaults.sampling)
+    parser.add_argument("--backend", choices=BACKENDS, default=defaults.backend)
     args = parser.parse_args()
     table, table_path = benchmark_table(args.table)
     config = SearchConfig(str(table_path), kappa=args.kappa, beta=args.beta, sigma=args.sigma,
                           lr_hypernet=args.lr_hypernet, lr_weights=args.lr_weights,
                           epochs=args.epochs, seed=args.seed, limit_train=args.limit_train,
+                          sampling=args.sampling, backend=args.backend,
                           out=tempfile.mkdtemp(prefix="hwnas-op-control-"))
-    print(f"config: kappa={config.kappa} beta={config.beta} sigma={config.sigma} "
-          f"lr_hypernet={config.lr_hypernet} epochs={config.epochs} table={table_path}")
+    print(f"config: sampling={config.sampling} backend={config.backend} kappa={config.kappa} "
+          f"beta={config.beta} sigma={config.sigma} lr_hypernet={config.lr_hypernet} "
+          f"epochs={config.epochs} seed={config.seed} table={table_path}")
     started = time.perf_counter()
     result = run_search(config, table, progress=lambda m: print(
         f"  epoch {m.epoch}: loss {m.loss:.3f} ce {m.task_loss:.3f} t {m.temperature:.2f} "

@@ -55,7 +55,7 @@ def main() -> None:
         bare_optimizer.step()
 
     def full_step() -> None:
-        train_step(full, objective, images, labels, 1.0, generator)
+        train_step(full, objective, images, labels, 1.0, generator, config.sampling)
 
     steps = {"bare Gumbel supernet": bare_step, "hypernetwork + cost": full_step}
     for step in steps.values():  # warm-up

@@ -28,8 +28,14 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class Sampling(StrEnum):
+    soft = "soft"
+    hard = "hard"
+
+
 _D = SearchConfig(table_path="")  # the library's defaults: one source for --help and runs
 _DATASET, _BACKEND, _DEVICE = Dataset(_D.dataset), Backend(_D.backend), Device(_D.device)
+_SAMPLING = Sampling(_D.sampling)
 _DATA_DIR, _OUT = Path(_D.data_dir), Path(_D.out)
 
 
@@ -53,6 +59,9 @@ def search(
         help="Weight of an FBNet-style log(expected latency ms) term.")] = _D.latency_weight,
     backend: Annotated[Backend, typer.Option(
         help="Which of the table's backends prices the operations.")] = _BACKEND,
+    sampling: Annotated[Sampling, typer.Option(
+        help="soft: every op on every edge, mixed; hard: one sampled op per edge "
+             "(straight-through Gumbel, faster steps).")] = _SAMPLING,
     device: Annotated[Device, typer.Option(help="Training device.")] = _DEVICE,
     seed: Annotated[int, typer.Option(help="Random seed.")] = _D.seed,
     limit_train: Annotated[int | None, typer.Option(
@@ -73,11 +82,13 @@ def search(
         table_path=str(table), backend=backend.value, dataset=dataset.value,
         data_dir=str(data_dir), download=download, limit_train=limit_train, epochs=epochs,
         batch_size=batch_size, kappa=kappa, beta=beta, sigma=sigma,
-        latency_weight=latency_weight, seed=seed, device=device.value, out=str(out),
+        latency_weight=latency_weight, sampling=sampling.value, seed=seed,
+        device=device.value, out=str(out),
         name=name or f"{table.stem}-{dataset.value}-seed{seed}", resume=resume)
     lut = read_table(table)
     console.print(f"search: space {lut.space.name}, table {table} ({lut.device}, "
-                  f"{config.backend}), {config.dataset}, {config.epochs} epochs → "
+                  f"{config.backend}), {config.dataset}, {config.sampling} sampling, "
+                  f"{config.epochs} epochs → "
                   f"{Path(config.out) / config.name}")
 
     def show(m: EpochMetrics) -> None:

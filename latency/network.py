@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -20,6 +21,13 @@ from latency.space import CellPlan, SearchSpace, cell_edges, cell_plans
 
 # (cell plan, edge index within the cell, edge (i, j)) -> the module on that edge.
 EdgeFactory = Callable[[CellPlan, int, tuple[int, int]], nn.Module]
+
+
+class EdgeWeights(Protocol):
+    """What a cell hands its edge modules, indexed by edge: an (edges × ops) tensor of mixing
+    weights, or the search's per-edge samples."""
+
+    def __getitem__(self, edge: int, /) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,8 @@ class Cell(nn.Module):
         self.concat = ops.Concat()
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor,
-                edge_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """`edge_weights` (edges × ops) is passed to every edge module when given (mixed ops)."""
+                edge_weights: EdgeWeights | None = None) -> torch.Tensor:
+        """`edge_weights[e]` is passed to edge module e when given (mixed ops)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         index = 0
         for _ in range(self.nodes):
@@ -94,8 +102,8 @@ class Network(nn.Module):
         self.cells = nn.ModuleList(Cell(space, plan, make_edge) for plan in plans)
         self.head = ops.Head(plans[-1].c_out, space.classes)
 
-    def forward(self, x: torch.Tensor, normal_weights: torch.Tensor | None = None,
-                reduce_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, normal_weights: EdgeWeights | None = None,
+                reduce_weights: EdgeWeights | None = None) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             weights = reduce_weights if cell.plan.reduction else normal_weights

@@ -14,6 +14,7 @@ from latency.errors import UserError
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
+SAMPLINGS = ("soft", "hard")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class SearchConfig:
     latency_weight: float = 0.0  # FBNet-style term: weight of log(expected latency in ms)
     temperature_start: float = 1.0  # Gumbel-softmax temperature at the first epoch
     temperature_end: float = 0.2  # ... and at the last; linear in between
+    sampling: str = "soft"  # soft: every op mixed, Σ γ_m o_m; hard: one sampled op per edge
     seed: int = 0  # decides the initial weights and every per-epoch random stream
     device: str = "cpu"  # cpu | cuda (training device; not part of the result's identity)
     out: str = "runs"  # runs root: the run is written to <out>/<name>/
@@ -52,10 +54,16 @@ class SearchConfig:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> SearchConfig:
+        """A run's recorded settings; fields older runs lack take the value those runs used."""
+        return cls(**{**LEGACY_VALUES, **data})  # type: ignore[arg-type]
+
 
 def _check(config: SearchConfig) -> None:
     """One UserError per bad setting, naming the option and what it accepts."""
-    choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES}
+    choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES,
+               "sampling": SAMPLINGS}
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
             raise UserError(f"unknown {field} {getattr(config, field)!r}: use one of "
@@ -76,3 +84,6 @@ def _check(config: SearchConfig) -> None:
 
 # Fields that may differ between a run and its resumption: where and how it runs, not what.
 RESUMABLE_CHANGES = ("device", "resume", "data_dir", "download")
+
+# Fields added after runs were first written, with the value every older run used.
+LEGACY_VALUES: dict[str, object] = {"sampling": "soft"}

@@ -1,15 +1,20 @@
-"""Training and validation images as tensors shaped for the space's input.
+"""Training, validation and test images as tensors shaped for the space's input.
+
+Three splits with fixed roles: train (the supernet and the hypernetwork learn on it),
+validation (a share of the training images; `pick` chooses members on it) and test (the data
+set's own test split, or for data without one a fixed held-out share that search and pick
+never see). The splits depend on `SPLIT_SEED` only, never on a run's seed. Every split is
+resized to the space's input size and channel count and normalised with the training split's
+per-channel statistics; `Preprocessing` records that recipe so a deployed model can be fed.
 
 `digits` ships with scikit-learn (1,797 8×8 images), so the default run needs no download;
-Fashion-MNIST and CIFAR-10 load through torchvision from a local folder. Every set is
-resized to the space's input size and channel count and normalised with the training
-split's statistics; the validation split is a fixed share of the training set.
+Fashion-MNIST and CIFAR-10 load through torchvision from a local folder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -18,8 +23,8 @@ import torch.nn.functional as F
 from latency.errors import UserError
 from latency.space import SearchSpace
 
-SPLIT_SEED = 0  # the train/validation split does not move with the run's seed
-CLASSES = 10  # all three data sets
+SPLIT_SEED = 0  # the splits do not move with the run's seed
+TEST_FRACTION = 0.2  # share held out as the test split by data without a test split of its own
 
 # What torchvision looks for under --data-dir, for the error message when it is missing.
 EXPECTED_FILES = {
@@ -47,70 +52,136 @@ class Split:
     def batches(self, batch_size: int,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
         """Mini-batches, shuffled by `generator` when one is given."""
-        order = (torch.randperm(len(self), generator=generator) if generator is not None
-                 else torch.arange(len(self)))
+        order = (torch.randperm(len(self), generator=generator, device=generator.device)
+                 if generator is not None else torch.arange(len(self)))
         for start in range(0, len(self), batch_size):
             index = order[start:start + batch_size].to(self.labels.device)
             yield self.images[index], self.labels[index]
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """What the model expects, from a raw image array: divide by `scale`, resize to
+    `input_size`² (`resize`), average to grey or repeat grey to `channels`, then subtract
+    `mean[c]` and divide by `std[c]` per channel; feed NCHW float32."""
+
+    input_size: int
+    channels: int
+    mean: tuple[float, ...]  # per channel, of the training split after resizing
+    std: tuple[float, ...]
+    scale: float  # raw pixel values are divided by this first (255 for 8-bit images)
+    resize: str = "bilinear"
+    layout: str = "NCHW"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+
+@dataclass(frozen=True)
 class Dataset:
-    train: Split
-    val: Split
+    """The three splits, the class count, and the preprocessing they went through."""
+
+    train: Split  # trains the supernet and the hypernetwork
+    val: Split  # chooses members (a share of the training images)
+    test: Split  # reported only: nothing is chosen on it
+    classes: int
+    preprocessing: Preprocessing
+
+    def to(self, device: torch.device) -> Dataset:
+        return Dataset(self.train.to(device), self.val.to(device), self.test.to(device),
+                       self.classes, self.preprocessing)
+
+
+@dataclass(frozen=True)
+class RawData:
+    """A data set as read: images (N, C, H, W) float32 already divided by `scale`."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor | None  # None: the data set has no test split of its own
+    test_labels: torch.Tensor | None
+    scale: float
 
 
 def load_dataset(name: str, space: SearchSpace, data_dir: str = "data",
                  download: bool = False, val_fraction: float = 0.2,
                  limit_train: int | None = None) -> Dataset:
     """The named data set fitted to `space`; every problem raises UserError with the fix."""
-    if space.classes != CLASSES:
-        raise UserError(f"space {space.name!r} has {space.classes} classes but the data sets "
-                        f"have {CLASSES}: profile a space with classes = {CLASSES}")
     if name == "digits":
-        images, labels = _digits()
+        raw = _digits()
     elif name in EXPECTED_FILES:
-        images, labels = _torchvision(name, Path(data_dir), download)
+        raw = _torchvision(name, Path(data_dir), download)
     else:
         raise UserError(f"unknown data set {name!r}: use digits, fashion-mnist or cifar10")
-    images = _fit(images, space)
+    return split_and_fit(raw, name, space, val_fraction, limit_train)
+
+
+def split_and_fit(raw: RawData, name: str, space: SearchSpace, val_fraction: float = 0.2,
+                  limit_train: int | None = None) -> Dataset:
+    """The three fixed splits of `raw`, fitted to `space` and normalised by the training
+    split's statistics (`limit_train` shortens the training split only)."""
+    classes = int(raw.train_labels.max()) + 1
+    if space.classes != classes:
+        raise UserError(f"space {space.name!r} has {space.classes} classes but data set "
+                        f"{name} has {classes}: profile a space with classes = {classes}")
+    images, labels = raw.train_images, raw.train_labels
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_val = max(1, round(val_fraction * len(labels)))
+    if raw.test_images is None or raw.test_labels is None:
+        n_test = max(1, round(TEST_FRACTION * len(labels)))
+        test_index, order = order[:n_test], order[n_test:]
+        test_images, test_labels = images[test_index], labels[test_index]
+    else:
+        test_images, test_labels = raw.test_images, raw.test_labels
+    n_val = max(1, round(val_fraction * len(order)))
     val_index, train_index = order[:n_val], order[n_val:]
     if limit_train is not None:
         train_index = train_index[:limit_train]
-    mean, std = images[train_index].mean(), images[train_index].std()
-    images = (images - mean) / std
-    return Dataset(Split(images[train_index], labels[train_index]),
-                   Split(images[val_index], labels[val_index]))
+    train = _fit(images[train_index], space)
+    mean = train.mean(dim=(0, 2, 3))
+    std = train.std(dim=(0, 2, 3)).clamp_min(1e-6)  # a constant channel stays finite
+
+    def normalised(x: torch.Tensor) -> torch.Tensor:
+        return (x - mean[None, :, None, None]) / std[None, :, None, None]
+
+    preprocessing = Preprocessing(space.input_size, space.input_channels,
+                                  tuple(mean.tolist()), tuple(std.tolist()), raw.scale)
+    return Dataset(Split(normalised(train), labels[train_index]),
+                   Split(normalised(_fit(images[val_index], space)), labels[val_index]),
+                   Split(normalised(_fit(test_images, space)), test_labels),
+                   classes, preprocessing)
 
 
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+def _digits() -> RawData:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return images, torch.tensor(bunch.target, dtype=torch.long)
+    return RawData(images, torch.tensor(bunch.target, dtype=torch.long), None, None, 16.0)
 
 
-def _torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _torchvision(name: str, root: Path, download: bool) -> RawData:
     from torchvision import datasets
 
     kind = datasets.FashionMNIST if name == "fashion-mnist" else datasets.CIFAR10
     try:
-        data = kind(str(root), train=True, download=download)
+        train = kind(str(root), train=True, download=download)
+        test = kind(str(root), train=False, download=download)
     except RuntimeError:
         expected = ", ".join(str(root / path) for path in EXPECTED_FILES[name])
         raise UserError(f"{name} not found: expected {expected}; pass --download on a machine "
                         f"online, or copy the files there and set --data-dir") from None
-    images = torch.as_tensor(data.data).float() / 255.0
-    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-    return images.contiguous(), torch.as_tensor(data.targets, dtype=torch.long)
+
+    def images(data) -> torch.Tensor:  # uint8 (N, H, W) or (N, H, W, C) → float (N, C, H, W)
+        x = torch.as_tensor(data.data).float() / 255.0
+        return (x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)).contiguous()
+
+    return RawData(images(train), torch.as_tensor(train.targets, dtype=torch.long),
+                   images(test), torch.as_tensor(test.targets, dtype=torch.long), 255.0)
 
 
 def _fit(images: torch.Tensor, space: SearchSpace) -> torch.Tensor:
     """Resize to the space's input size; average to grey or repeat grey to its channels."""
-    if images.shape[-1] != space.input_size:
+    if images.shape[-1] != space.input_size or images.shape[-2] != space.input_size:
         images = F.interpolate(images, size=(space.input_size, space.input_size),
                                mode="bilinear", align_corners=False)
     channels = images.shape[1]

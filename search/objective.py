@@ -12,16 +12,19 @@ from search.latency_terms import LatencyTerms
 
 
 def sample_penalty(k: int, generator: torch.Generator) -> torch.Tensor:
-    """s ~ Dirichlet(1, …, 1), uniform on the simplex (normalised unit exponentials)."""
-    exponentials = -torch.log(torch.rand(k, generator=generator).clamp_min(1e-12))
+    """s ~ Dirichlet(1, …, 1), uniform on the simplex (normalised unit exponentials), on the
+    generator's device."""
+    uniform = torch.rand(k, generator=generator, device=generator.device)
+    exponentials = -torch.log(uniform.clamp_min(1e-12))
     return exponentials / exponentials.sum()
 
 
 def gumbel_softmax(logits: torch.Tensor, temperature: float,
                    generator: torch.Generator) -> torch.Tensor:
-    """γ ~ GumbelSoftmax(logits, t) along the last axis, with noise from `generator`."""
-    uniform = torch.rand(logits.shape, generator=generator).clamp(1e-12, 1 - 1e-7)
-    gumbel = -torch.log(-torch.log(uniform)).to(logits.device)
+    """γ ~ GumbelSoftmax(logits, t) along the last axis, with noise from `generator` (drawn on
+    its device: the training device's generator keeps the step free of host copies)."""
+    uniform = torch.rand(logits.shape, generator=generator, device=generator.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7))).to(logits.device)
     return torch.softmax((logits + gumbel) / temperature, dim=-1)
 
 

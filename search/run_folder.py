@@ -16,7 +16,7 @@ import pandas as pd
 
 from latency.errors import UserError
 from latency.table import LatencyTable, TableError, atomic_write, read_table
-from search.config import RESUMABLE_CHANGES, SearchConfig
+from search.config import LEGACY_VALUES, RESUMABLE_CHANGES, SearchConfig
 
 CONFIG_FILE = "config.json"  # {"config": SearchConfig fields, "table": provenance, "space": ...}
 CHECKPOINT_FILE = "checkpoint.pt"  # states after the last finished epoch
@@ -95,9 +95,10 @@ def _check_same_run(stored: dict, given: dict, path: Path) -> None:
                         f"{given['table']['path']} ({given['table']['fingerprint']}): pass the "
                         f"same --table, or start a new run with another --name")
     ignored = {*RESUMABLE_CHANGES, "table_path"}
-    changed = [f"{field}={stored['config'][field]!r} (not {value!r})"
+    recorded = {**LEGACY_VALUES, **stored["config"]}
+    changed = [f"{field}={recorded.get(field)!r} (not {value!r})"
                for field, value in given["config"].items()
-               if field not in ignored and stored["config"].get(field) != value]
+               if field not in ignored and recorded.get(field) != value]
     if changed:
         raise UserError(f"run {path} was started with {', '.join(changed)}: pass the same "
                         f"options to --resume, or start a new run with another --name")

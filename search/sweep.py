@@ -78,7 +78,7 @@ def load_run(path: Path) -> LoadedRun:
     if checkpoint is None:
         raise UserError(f"run {path} has not finished an epoch yet: continue it with "
                         f"`hwnas search --resume`")
-    config = SearchConfig(**record["config"])
+    config = SearchConfig.from_dict(record["config"])
     space = table.space
     supernet = build_supernet(space)
     hypernet = Hypernetwork(reference_points(len(space.ops)), CELL_TYPES, space.edges_per_cell,

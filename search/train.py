@@ -24,7 +24,7 @@ from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES, NORMAL, REDUCE, LatencyTerms, latency_terms
 from search.objective import Objective, gumbel_softmax, sample_penalty
 from search.run_folder import RunFolder, open_run
-from search.supernet import build_supernet
+from search.supernet import build_supernet, hard_sample
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,7 @@ def run_search(config: SearchConfig, table: LatencyTable,
     space = table.space
     terms = latency_terms(table, config.backend).to(device)
     data = load_dataset(config.dataset, space, config.data_dir, config.download,
-                        config.val_fraction, config.limit_train)
-    data = Dataset(data.train.to(device), data.val.to(device))
+                        config.val_fraction, config.limit_train).to(device)
     run = open_run(config, table)  # only after every check: a failed start writes nothing
 
     state = build_state(config, space, device)
@@ -123,20 +122,24 @@ def temperature(epoch: int, config: SearchConfig) -> float:
     return config.temperature_start + fraction * (config.temperature_end - config.temperature_start)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """Every random draw of an epoch (order, s, Gumbel noise) comes from (seed, epoch), so a
-    resumed run replays exactly what an uninterrupted one would have drawn."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """Every random draw of an epoch (order, s, Gumbel noise) comes from (seed, epoch), on the
+    training device, so a resumed run replays exactly what an uninterrupted one would have
+    drawn (on the same kind of device: each device has its own random stream)."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
 def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
-               labels: torch.Tensor, t: float, generator: torch.Generator) -> tuple[float, float]:
-    """One step on one s ~ Dirichlet(1..1); returns (objective, cross-entropy)."""
+               labels: torch.Tensor, t: float, generator: torch.Generator,
+               sampling: str) -> torch.Tensor:
+    """One step on one s ~ Dirichlet(1..1); returns (objective, cross-entropy) as a detached
+    (2,) tensor on the training device, so the step waits for nothing on the host."""
     k = objective.terms.edge_ms.shape[-1]
     s = sample_penalty(k, generator).to(images.device)
     logits = state.hypernet(s)
     gamma = gumbel_softmax(logits, t, generator)
-    task_loss = F.cross_entropy(state.supernet(images, gamma[NORMAL], gamma[REDUCE]), labels)
+    normal, reduce = (gamma[NORMAL], gamma[REDUCE]) if sampling == "soft" else hard_sample(gamma)
+    task_loss = F.cross_entropy(state.supernet(images, normal, reduce), labels)
     penalty, _ = objective.penalty(logits, s, t)
     loss = task_loss + penalty
     state.optimizer_weights.zero_grad(set_to_none=True)
@@ -144,17 +147,21 @@ def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
     loss.backward()
     state.optimizer_weights.step()
     state.optimizer_hypernet.step()
-    return loss.item(), task_loss.item()
+    return torch.stack([loss.detach(), task_loss.detach()])
 
 
 def train_epoch(state: SearchState, objective: Objective, data: Dataset, config: SearchConfig,
                 space: SearchSpace, epoch: int) -> EpochMetrics:
     t = temperature(epoch, config)
-    generator = epoch_generator(config.seed, epoch)
+    device = data.train.labels.device
+    generator = epoch_generator(config.seed, epoch, device)
     state.supernet.train()
     started = time.perf_counter()
-    losses = [train_step(state, objective, images, labels, t, generator)
-              for images, labels in data.train.batches(config.batch_size, generator)]
+    totals, steps = torch.zeros(2, device=device), 0
+    for images, labels in data.train.batches(config.batch_size, generator):
+        totals += train_step(state, objective, images, labels, t, generator, config.sampling)
+        steps += 1
+    loss, task_loss = (totals / steps).tolist()  # the epoch's one wait for the device
     train_s = time.perf_counter() - started
     s_dev = objective.terms.s_dev
     with torch.no_grad():
@@ -164,8 +171,8 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
         arch_dev = family.one_hot(logits_dev)
         return EpochMetrics(
             epoch=epoch + 1,
-            loss=sum(loss for loss, _ in losses) / len(losses),
-            task_loss=sum(task for _, task in losses) / len(losses),
+            loss=loss,
+            task_loss=task_loss,
             temperature=t,
             val_acc_uniform=member_accuracy(space, family.genotype(space, logits_uniform),
                                             state.supernet, data),

@@ -41,6 +41,14 @@ def test_short_search_on_digits_writes_a_run(tmp_path, table_path) -> None:
     assert "/2  loss" not in again.output  # a finished run has no epoch left to train
 
 
+def test_sampling_reaches_the_run(tmp_path, table_path) -> None:
+    out = tmp_path / "runs"
+    result = _invoke("--table", table_path, "--out", out, "--sampling", "hard", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert "hard sampling" in result.output
+    assert '"sampling": "hard"' in (out / "tiny-digits-seed0" / "config.json").read_text()
+
+
 def _refusal(*args: str) -> str:
     result = _invoke(*args)
     assert result.exit_code != 0

@@ -94,12 +94,25 @@ def test_one_step_reaches_the_hypernetwork_and_every_trained_weight(tiny_space,
     images, labels = torch.randn(8, 1, 8, 8), torch.arange(8) % 10
     before = state.hypernet.reference_logits.detach().clone()
     loss, task = train_step(state, objective, images, labels, 1.0,
-                            torch.Generator().manual_seed(0))
+                            torch.Generator().manual_seed(0), "soft").tolist()
     assert loss > task > 0
     assert state.hypernet.reference_logits.grad.abs().sum() > 0
     assert not torch.equal(state.hypernet.reference_logits, before)
     weights = list(state.supernet.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in weights)
+
+
+def test_hard_step_reaches_every_reference_logit_the_sampled_s_weights(tiny_space,
+                                                                      tiny_table) -> None:
+    """Straight-through: the cross-entropy alone (κ = 0) moves every logit of every edge of
+    every reference point, though each edge ran one op; and only the sampled ops train."""
+    state = build_state(SearchConfig("t.parquet"), tiny_space, torch.device("cpu"))
+    objective = Objective(latency_terms(tiny_table, "torch"), 0.0, 0.0, 0.0)
+    images, labels = torch.randn(8, 1, 8, 8), torch.arange(8) % 10
+    train_step(state, objective, images, labels, 1.0, torch.Generator().manual_seed(0), "hard")
+    assert (state.hypernet.reference_logits.grad != 0).all()
+    trained = [p.grad is not None for p in state.supernet.parameters()]
+    assert any(trained) and not all(trained)  # 3 candidates per edge, one ran
 
 
 def test_cost_counts_each_cell_of_a_type(tiny_space, tiny_table) -> None:

@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from latency.network import Network
+from latency.network import Genotype, Network
 from latency.space import PRESETS, SearchSpace
-from search.supernet import MixedOp, build_supernet
+from search.derive import inherit
+from search.supernet import MixedOp, build_supernet, hard_sample
 
 
 @pytest.mark.parametrize("preset", list(PRESETS.values()), ids=lambda s: s.name)
@@ -35,3 +36,21 @@ def test_one_hot_weights_select_one_operation(stride: int) -> None:
     for m, op in enumerate(mixed.candidates):
         torch.testing.assert_close(mixed(x, torch.eye(len(ops))[m]), op(x))
 
+
+
+@pytest.mark.parametrize("preset", ["exp1", "exp2"])
+def test_hard_forward_is_the_discrete_network_of_the_sampled_genotype(preset: str) -> None:
+    """Same weights (inherited from the supernet), same images: the same class scores, and
+    the straight-through weights are exactly one-hot."""
+    space = dataclasses.replace(PRESETS[preset], channels=4, input_size=8)
+    torch.manual_seed(0)
+    supernet = build_supernet(space)
+    gamma = torch.softmax(torch.randn(2, space.edges_per_cell, len(space.ops)), dim=-1)
+    normal, reduce = hard_sample(gamma)
+    genotype = Genotype(tuple(space.ops[i] for i in normal.picks),
+                        tuple(space.ops[i] for i in reduce.picks))
+    assert normal.picks == tuple(gamma[0].argmax(dim=-1).tolist())
+    assert torch.equal(normal.weights, torch.eye(len(space.ops))[list(normal.picks)])
+    x = torch.randn(4, space.input_channels, space.input_size, space.input_size)
+    discrete = inherit(space, genotype, supernet)
+    torch.testing.assert_close(supernet(x, normal, reduce), discrete(x), rtol=0, atol=0)

@@ -44,15 +44,19 @@ def test_run_folder_holds_config_checkpoint_metrics_and_latest(tmp_path, tiny_ta
     assert latest_run(tmp_path / "runs") == run
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, tiny_table) -> None:
-    straight = run_search(_config(tmp_path, name="straight"), tiny_table)
+@pytest.mark.parametrize("sampling", ["soft", "hard"])
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, tiny_table,
+                                                              sampling: str) -> None:
+    straight = run_search(_config(tmp_path, name="straight", sampling=sampling), tiny_table)
 
     def interrupt(metrics: EpochMetrics) -> None:  # Ctrl-C once epoch 1 is saved
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(_config(tmp_path, name="split"), tiny_table, progress=interrupt)
-    resumed = run_search(_config(tmp_path, name="split", resume=True), tiny_table)
+        run_search(_config(tmp_path, name="split", sampling=sampling), tiny_table,
+                   progress=interrupt)
+    resumed = run_search(_config(tmp_path, name="split", sampling=sampling, resume=True),
+                         tiny_table)
     for a, b in zip(straight.state.state_dict().values(), resumed.state.state_dict().values(),
                     strict=True):
         _assert_same(a, b)
@@ -94,6 +98,29 @@ def test_resume_with_other_settings_or_table_is_refused(tmp_path, tiny_table) ->
         run_search(_config(tmp_path, epochs=1, resume=True), other)
 
 
+def test_sampling_is_recorded_and_a_resume_with_another_is_refused(tmp_path,
+                                                                   tiny_table) -> None:
+    run_search(_config(tmp_path, epochs=1, sampling="hard"), tiny_table)
+    record = json.loads((tmp_path / "runs" / "tiny" / "config.json").read_text())
+    assert record["config"]["sampling"] == "hard"
+    with pytest.raises(UserError, match=r"^run \S+ was started with sampling='hard' "
+                                        r"\(not 'soft'\): pass the same options[^\n]*$"):
+        run_search(_config(tmp_path, epochs=1, sampling="soft", resume=True), tiny_table)
+
+
+def test_a_run_recorded_before_sampling_existed_resumes_and_loads_as_soft(tmp_path,
+                                                                         tiny_table) -> None:
+    run_search(_config(tmp_path, epochs=1), tiny_table)
+    path = tmp_path / "runs" / "tiny" / "config.json"
+    record = json.loads(path.read_text())
+    del record["config"]["sampling"]
+    path.write_text(json.dumps(record))
+    assert SearchConfig.from_dict(record["config"]).sampling == "soft"
+    run_search(_config(tmp_path, epochs=1, sampling="soft", resume=True), tiny_table)
+    with pytest.raises(UserError, match=r"sampling='soft' \(not 'hard'\)"):
+        run_search(_config(tmp_path, epochs=1, sampling="hard", resume=True), tiny_table)
+
+
 def test_resume_without_a_run(tmp_path, tiny_table) -> None:
     with pytest.raises(UserError, match="cannot resume"):
         run_search(_config(tmp_path, resume=True), tiny_table)
@@ -118,6 +145,7 @@ def test_cuda_without_a_gpu_is_refused_before_writing(tmp_path, tiny_table) -> N
     ({"epochs": 0}, "--epochs must be at least 1"),
     ({"beta": 1.5}, r"--beta must lie in \[0, 1\]"),
     ({"sigma": 0.0}, "--sigma must be positive"),
+    ({"sampling": "gumbel"}, "unknown sampling 'gumbel': use one of soft, hard"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, change: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
