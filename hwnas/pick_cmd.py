@@ -45,6 +45,7 @@ def pick(
     """Pick the most accurate member predicted within --max-latency-ms (or the member at
     --penalty), and optionally export, verify and plot it."""
     from latency.errors import UserError
+    from search.config import SPLITS_VERSION
     from search.family_cache import read_cached
     from search.pick import best_under, rescaled, summary
     from search.run_folder import latest_run, read_run_record, resolve_run
@@ -65,7 +66,11 @@ def pick(
     if table.calibration(chosen_backend) is None:
         warn(f"the table has no calibration for {chosen_backend}: latencies are the "
              f"uncalibrated sum of entries")
-    # A budget on a cached family needs no network and no torch; anything else loads the run.
+    if record.get("splits", 1) != SPLITS_VERSION:
+        warn(f"run {run_dir} was trained before the data had a test split: its supernet saw "
+             f"today's validation images, so its accuracies are optimistic; search again")
+    # A budget on a cached family (its pick's test accuracy stored) needs no network and no
+    # torch; anything else loads the run.
     members = read_cached(run_dir, table.fingerprint)
     cached = members is not None
     loaded = None
@@ -87,7 +92,8 @@ def pick(
     else:
         row = _at_penalty(loaded, members, penalty, chosen_backend, factor)  # type: ignore
     result = {**summary(row, table.space, chosen_backend), "run": str(run_dir),
-              "table_fingerprint": table.fingerprint, "device": table.device}
+              "table_fingerprint": table.fingerprint, "device": table.device,
+              "test_accuracy": _test_accuracy(run_dir, row, loaded)}
     if recalibration:
         result["predicted_latency_ms_raw"] = result["predicted_latency_ms"] / factor  # type: ignore[operator]
         result["recalibration"] = recalibration
@@ -96,10 +102,11 @@ def pick(
         from search.export import export as write_export
         from search.pick import genotype_of
 
-        network, _ = member_network(table.space, genotype_of(row), loaded.supernet,
-                                    loaded.data())
-        result["export"] = write_export(network, table.space,
-                                        _provenance(record, table, result), export)
+        data = loaded.data()
+        network, _ = member_network(table.space, genotype_of(row), loaded.supernet, data)
+        provenance = {**_provenance(record, table, result),
+                      "preprocessing": data.preprocessing.to_dict()}
+        result["export"] = write_export(network, table.space, provenance, export)
     if verify:
         result.update(_verify(table, chosen_backend, row, factor))
     if plot is not None:
@@ -170,6 +177,20 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str, backend:
     return row
 
 
+def _test_accuracy(run_dir: Path, row: pd.Series, loaded: LoadedRun | None) -> float:
+    """The chosen member's test accuracy: stored in the run folder once computed, so a
+    repeated pick needs no torch."""
+    from search.family_cache import read_test_accuracy
+
+    stored = read_test_accuracy(run_dir, str(row["genotype"]))
+    if stored is not None:
+        return stored
+    from search.pick import genotype_of
+    from search.sweep import load_run, member_test_accuracy
+
+    return member_test_accuracy(loaded or load_run(run_dir), genotype_of(row))
+
+
 def _provenance(record: dict[str, object], table: LatencyTable,
                 result: dict[str, object]) -> dict[str, object]:
     """What an export carries so a result can be traced and reproduced."""
@@ -177,7 +198,8 @@ def _provenance(record: dict[str, object], table: LatencyTable,
 
     config: dict = record["config"]  # type: ignore[assignment]
     return {**{k: result[k] for k in ("genotype", "s", "backend", "predicted_latency_ms",
-                                      "accuracy", "params", "run", "table_fingerprint",
+                                      "accuracy", "val_accuracy", "test_accuracy",
+                                      "params", "run", "table_fingerprint",
                                       "device")},
             "recalibration": result.get("recalibration"),
             "device_name": table.meta.get("device_name"),
@@ -209,7 +231,8 @@ def _print(result: dict[str, object]) -> None:
         if drift is not None:
             listing.add_row("machine drift", f"{drift:+.1f}% (the profile's calibration "  # type: ignore[str-format]
                             f"networks now against then; large: the machine moved)")
-    listing.add_row("validation accuracy", f"{result['accuracy']:.4f}")
+    listing.add_row("validation accuracy", f"{result['accuracy']:.4f} (chosen on)")
+    listing.add_row("test accuracy", f"{result['test_accuracy']:.4f} (held out: expect this)")
     listing.add_row("parameters", f"{result['params']:,}")
     listing.add_row("operation counts", ", ".join(
         f"{op} {n}" for op, n in result["op_counts"].items()))  # type: ignore[union-attr]

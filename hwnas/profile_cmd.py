@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
 from hwnas.table_cmd import print_summary
+
+if TYPE_CHECKING:
+    from latency.space import SearchSpace
 
 
 def profile(
@@ -31,25 +34,29 @@ def profile(
     calibration_networks: Annotated[int | None, typer.Option(
         help="Whole networks measured per backend to calibrate the latency model (default: "
              "6 × (ops + 1); 0: none).", min=0)] = None,
+    bundle: Annotated[Path | None, typer.Option(
+        help="Measure nothing here: write a folder that measures the space on another device "
+             "with only Python, numpy and onnxruntime (`python DIR/run.py --out "
+             "results.json`), for `hwnas table import`.")] = None,
 ) -> None:
     """Measure every candidate op at every shape of the space, through PyTorch and ONNX Runtime."""
-    import dataclasses
-
     from latency.backends import BACKENDS, parse_device
     from latency.errors import UserError
     from latency.profile import ProfileConfig
     from latency.profile import profile as run_profile
-    from latency.space import load_space
 
+    if bundle is not None:
+        if backend or resume:
+            raise UserError("--bundle measures onnxruntime on the target and cannot be resumed:"
+                            " drop --backend and --resume")
+        write_bundle(bundle, _space(space, batch_size), seed, calibration_networks)
+        return
     chosen = tuple(dict.fromkeys(backend or BACKENDS))
     unknown = [name for name in chosen if name not in BACKENDS]
     if unknown:
         raise UserError(f"unknown backend {', '.join(unknown)}: use {' and/or '.join(BACKENDS)}")
-    the_space = load_space(space)
-    if batch_size is not None:
-        the_space = dataclasses.replace(the_space, batch_size=batch_size)
-    config = ProfileConfig(the_space, parse_device(device), chosen, threads, seed=seed,
-                           calibration_networks=calibration_networks)
+    config = ProfileConfig(_space(space, batch_size), parse_device(device), chosen, threads,
+                           seed=seed, calibration_networks=calibration_networks)
     with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
         table = run_profile(config, out, resume, RichHooks(progress).hooks())
     console.print(f"wrote {out}: {len(table.rows)} entries in "
@@ -57,3 +64,33 @@ def profile(
     print_summary(table)
 
 
+
+def _space(name_or_path: str, batch_size: int | None) -> SearchSpace:
+    import dataclasses
+
+    from latency.space import load_space
+
+    the_space = load_space(name_or_path)
+    if batch_size is not None:
+        the_space = dataclasses.replace(the_space, batch_size=batch_size)
+    return the_space
+
+
+def write_bundle(folder: Path, the_space: SearchSpace, seed: int,
+                 calibration_networks: int | None) -> None:
+    """`profile --bundle`: export the space's models and the runner into `folder`."""
+    import time
+
+    from latency.bundle import write_bundle as write
+
+    started = time.perf_counter()
+    with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
+        manifest = write(the_space, folder, seed, calibration_networks,
+                         hooks=RichHooks(progress).hooks())
+    size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+    console.print(f"wrote bundle {folder} ({size_mb:.1f} MB, {len(manifest['entries'])} entries,"
+                  f" {len(manifest['networks'])} calibration networks, space "
+                  f"{the_space.name}) in {time.perf_counter() - started:.1f} s. On the target: "
+                  f"`python {folder}/run.py --out results.json`; then here: `hwnas table "
+                  f"import results.json --bundle {folder} --out tables/TARGET.parquet`",
+                  highlight=False)

@@ -1,4 +1,4 @@
-"""`hwnas table show`: summarise a latency table."""
+"""`hwnas table show|import`: summarise a latency table; make one from a target's results."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def show(path: Annotated[Path, typer.Argument(help="A table written by `hwnas pr
     print_summary(table)
     if entries:
         print_entries(table)
+
+
+def import_results(
+    results: Annotated[Path, typer.Argument(help="The results file the bundle's run.py wrote.")],
+    bundle: Annotated[Path, typer.Option(help="The bundle folder the target ran.")],
+    out: Annotated[Path, typer.Option(help="Where to write the table (Parquet).")],
+) -> None:
+    """Turn a target's bundle results into a latency table, calibrated on the networks the
+    target measured; then `hwnas pick --table` prices a run's family with it."""
+    from latency.table_import import import_results as run_import
+
+    table = run_import(results, bundle, out)
+    console.print(f"wrote {out}: {len(table.rows)} entries measured on "
+                  f"{table.meta['device_name']} ({table.meta['target']['provider']}, "  # type: ignore[index]
+                  f"{table.threads} thread(s))", highlight=False)
+    print_summary(table)
 
 
 def print_summary(table: LatencyTable) -> None:

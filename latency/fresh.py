@@ -21,6 +21,7 @@ child; it relays requests to the children over pipes.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import pickle
 import signal
@@ -30,12 +31,14 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Protocol
 
 from latency.errors import UserError
-from latency.network import Genotype
-from latency.space import SearchSpace
 from latency.timing import Blocked, Clock, Measurement, TimingSettings, measure_interleaved
+
+if TYPE_CHECKING:
+    from latency.network import Genotype
+    from latency.space import SearchSpace
 
 # Networks alive at once: a child holds ~11 MB (torch) to ~31 MB (onnxruntime) of its own.
 GROUP = 96
@@ -53,15 +56,30 @@ def launches(backend: str) -> int:
     return 3 if backend == "torch" else 1
 
 
+class ProcessTask(Protocol):
+    """What a child builds: picklable, and importable in the server (see `FreshProcesses`)."""
+
+    def build(self) -> Blocked:
+        """Build the network in the child; what comes back is warmed up and timed there."""
+        ...
+
+
 @dataclass(frozen=True)
 class NetworkTask:
-    """One whole network to build in a child: everything it needs, picklable."""
+    """One whole network of the space to build in a child: everything it needs, picklable."""
 
     backend: str
     device: str
     threads: int
     space: SearchSpace
     genotype: Genotype
+
+    def build(self) -> Blocked:
+        from latency.backends import make_backend
+        from latency.wholenet import prepare_network
+
+        return prepare_network(make_backend(self.backend, self.device, self.threads),
+                               self.space, self.genotype)
 
 
 class FreshNetwork:
@@ -79,7 +97,14 @@ class FreshNetwork:
 
 
 class FreshProcesses:
-    """The server forking one child per network; use as a context manager."""
+    """The server forking one child per network; use as a context manager.
+
+    `preload`: modules the server imports once before forking (what the children's tasks
+    need); none given: the host's backends (torch, and onnxruntime when installed).
+    """
+
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+        self._preload = preload
 
     def __enter__(self) -> FreshProcesses:
         self._server: subprocess.Popen[bytes] | None = None  # started by the first `open`
@@ -88,11 +113,12 @@ class FreshProcesses:
 
     def _start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._server = subprocess.Popen([sys.executable, "-m", "latency.fresh"], env=env,
+        self._server = subprocess.Popen([sys.executable, "-m", "latency.fresh", *self._preload],
+                                        env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._reply()  # the server is ready once it has imported the libraries
 
-    def open(self, task: NetworkTask) -> FreshNetwork:
+    def open(self, task: ProcessTask) -> FreshNetwork:
         """A new child process with the task's network built in it."""
         if self._server is None:
             self._start()
@@ -137,7 +163,7 @@ class FreshProcesses:
             self._server.wait()
 
 
-def measure_fresh(fresh: FreshProcesses, tasks: Mapping[Hashable, NetworkTask],
+def measure_fresh(fresh: FreshProcesses, tasks: Mapping[Hashable, ProcessTask],
                   settings: TimingSettings, kept: dict[Hashable, Measurement] | None = None,
                   on_block: Callable[[Hashable, list[float]], None] = lambda key, block: None,
                   seed: int = 0, alongside: Mapping[Hashable, Blocked] | None = None,
@@ -245,9 +271,6 @@ def _close(children: dict[int, _Child]) -> None:
 
 def _child_loop(requests: IO[bytes], replies: IO[bytes]) -> None:
     """In the child: build the network on `build`, then warm up and time blocks on request."""
-    from latency.backends import make_backend
-    from latency.wholenet import prepare_network
-
     timed = None
     while True:
         try:
@@ -256,8 +279,7 @@ def _child_loop(requests: IO[bytes], replies: IO[bytes]) -> None:
             return
         try:
             if command == "build":
-                runner = make_backend(payload.backend, payload.device, payload.threads)
-                timed = prepare_network(runner, payload.space, payload.genotype)
+                timed = payload.build()
                 reply: tuple[str, object] = ("ok", None)
             elif command == "warm_up":
                 reply = ("ok", timed.start(payload, time.perf_counter))  # type: ignore[union-attr]
@@ -275,15 +297,19 @@ def main() -> None:
         sys.exit("hwnas measures whole networks in forked processes, which this platform "
                  "lacks; use Linux or macOS")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
-    import latency.backends.torch_backend  # noqa: F401
-    import latency.wholenet  # noqa: F401
+    if sys.argv[1:]:
+        for module in sys.argv[1:]:
+            importlib.import_module(module)
+    else:
+        import latency.backends.torch_backend  # noqa: F401
+        import latency.wholenet  # noqa: F401
 
-    try:
-        import onnxruntime  # noqa: F401
+        try:
+            import onnxruntime  # noqa: F401
 
-        import latency.backends.onnx_backend  # noqa: F401
-    except ImportError:
-        pass
+            import latency.backends.onnx_backend  # noqa: F401
+        except ImportError:
+            pass
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the reply stream
     # Children never collect (or copy on write) what the server imported: a full collection

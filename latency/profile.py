@@ -28,6 +28,7 @@ from latency.hooks import Hooks
 from latency.keys import EntryKey
 from latency.network import Genotype
 from latency.predict import fit_calibration, uncalibrated_model
+from latency.progress_log import read_log
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
 from latency.table import LatencyTable, write_table
 from latency.timing import Measurement, Timed, TimingSettings
@@ -130,9 +131,8 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
                 results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
                                              seed=config.seed, alongside=timed))
                 del timed
-    table = LatencyTable(_rows(results, config), _metadata(config, sorted(backends)))
-    if genotypes:
-        table = _calibrated(table, genotypes, results)
+    table = table_from_results(results, config, genotypes,
+                               profile_metadata(config, sorted(backends)))
     table.meta["profile_wall_s"] = round(time.perf_counter() - started, 2)
     write_table(table, out)
     log.unlink()
@@ -168,6 +168,15 @@ def _label(item: EntryKey | CalibrationNetwork) -> str:
     if isinstance(item, CalibrationNetwork):
         return f"calibration network {item.index} (launch {item.launch})"
     return item.label()
+
+
+def table_from_results(results: dict[Hashable, Measurement], config: ProfileConfig,
+                       genotypes: list[Genotype], meta: dict[str, object]) -> LatencyTable:
+    """The table of measured blocks keyed (backend, EntryKey | CalibrationNetwork), calibrated
+    on the networks: what `hwnas profile` writes, and what `hwnas table import` writes from a
+    target's results."""
+    table = LatencyTable(_rows(results, config), meta)
+    return _calibrated(table, genotypes, results) if genotypes else table
 
 
 def _calibrated(table: LatencyTable, genotypes: list[Genotype],
@@ -206,11 +215,7 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
     dropped (it was being written when the run stopped)."""
     if not log.exists():
         return {}
-    lines = log.read_text().splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
+    header, records = read_log(log)
     if header.get("hwnas_progress") != PROGRESS_FORMAT:
         raise UserError(f"{log} is not an hwnas progress file: delete it and run without "
                         f"--resume")
@@ -218,11 +223,7 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
         raise UserError(f"{log} was measured with other settings (space, device, threads or "
                         f"timing): delete it, or resume with the same options")
     kept: dict[Hashable, Measurement] = {}
-    for line in lines[1:]:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for record in records:
         item = (CalibrationNetwork(record["network"], record["launch"]) if "network" in record
                 else EntryKey.from_row(record["key"]))
         task = (record["backend"], item)
@@ -249,19 +250,23 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _metadata(config: ProfileConfig, backends: list[str]) -> dict[str, object]:
+def profile_metadata(config: ProfileConfig, backends: list[str], name: str | None = None,
+                     versions: dict[str, object] | None = None) -> dict[str, object]:
+    """A table's metadata; `name` and `versions` default to this machine's (an imported
+    table gives the target's)."""
     return {
         "space": config.space.to_dict(),
         "space_fingerprint": config.space.fingerprint(),
         "device": config.device,
-        "device_name": device_name(config.device),
+        "device_name": name if name is not None else device_name(config.device),
         "threads": config.threads,
         "backends": backends,
         "timing": config.timing.to_dict(),
         "statistic": "minimum over interleaved rounds of per-block median latency",
         "seed": config.seed,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {"hwnas": _version("hwnas"), "torch": _version("torch"),
-                     "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
-                     "python": sys.version.split()[0], "platform": platform.platform()},
+        "versions": versions or {
+            "hwnas": _version("hwnas"), "torch": _version("torch"),
+            "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
+            "python": sys.version.split()[0], "platform": platform.platform()},
     }

@@ -34,10 +34,17 @@ def validation_genotypes(space: SearchSpace, count: int, seed: int,
     return found
 
 
-def prepare_network(backend: Backend, space: SearchSpace, genotype: Genotype) -> Timed:
-    """The discrete network (fresh weights, eval mode) on a random input of the space's shape."""
+def network_inputs(space: SearchSpace, genotype: Genotype,
+                   ) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """The discrete network (fresh weights, eval mode) and a random input of the space's shape:
+    what a backend measures as a whole network, and what a bundle exports."""
     generator = torch.Generator().manual_seed(0)
     network = discrete_network(space, genotype).eval()
     x = torch.randn(space.batch_size, space.input_channels, space.input_size, space.input_size,
                     generator=generator, dtype=getattr(torch, space.dtype))
-    return backend.prepare_module(network.to(x.dtype), (x,))
+    return network.to(x.dtype), (x,)
+
+
+def prepare_network(backend: Backend, space: SearchSpace, genotype: Genotype) -> Timed:
+    """The whole network ready to time on `backend`."""
+    return backend.prepare_module(*network_inputs(space, genotype))

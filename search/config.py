@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from latency.errors import UserError
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
+# How search/data.py cuts train / validation / test; bumped when the cut changes, recorded in
+# every run and in the family cache, so figures of runs cut another way are never mixed.
+SPLITS_VERSION = 2  # 1: train/validation only (before the test split)
 BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
 SAMPLINGS = ("soft", "hard")

@@ -71,12 +71,18 @@ def accuracy(network: nn.Module, split: Split) -> float:
     return correct / len(split)
 
 
+def member(space: SearchSpace, genotype: Genotype, supernet: Network, train: Split) -> Network:
+    """The exportable member: inherited weights, batch-norm statistics from `train`."""
+    network = inherit(space, genotype, supernet)
+    recalibrate_batch_norm(network, train)
+    return network
+
+
 def member_network(space: SearchSpace, genotype: Genotype, supernet: Network,
                    data: Dataset) -> tuple[Network, float]:
     """The exportable member and its validation accuracy: the one definition of a member's
     accuracy, used by `pick` and by the per-epoch figures of `search` alike."""
-    network = inherit(space, genotype, supernet)
-    recalibrate_batch_norm(network, data.train)
+    network = member(space, genotype, supernet, data.train)
     return network, accuracy(network, data.val)
 
 

@@ -112,9 +112,11 @@ def row_op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
 
 
 def summary(row: pd.Series, space: SearchSpace, backend: str) -> dict[str, object]:
-    """What `pick --json` prints."""
+    """What `pick --json` prints (`accuracy` is the validation accuracy, as it always was;
+    `val_accuracy` says so by name; the CLI adds `test_accuracy`)."""
     return {"genotype": json.loads(str(row["genotype"])),
             "s": {op: float(v) for op, v in zip(space.ops, row["s"], strict=True)},
             "predicted_latency_ms": float(row[latency_column(backend)]),
-            "accuracy": float(row["accuracy"]), "params": int(row["params"]),
+            "accuracy": float(row["accuracy"]), "val_accuracy": float(row["accuracy"]),
+            "params": int(row["params"]),
             "op_counts": row_op_counts(row, space), "backend": backend}

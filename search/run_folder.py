@@ -16,7 +16,7 @@ import pandas as pd
 
 from latency.errors import UserError
 from latency.table import LatencyTable, TableError, atomic_write, read_table
-from search.config import LEGACY_VALUES, RESUMABLE_CHANGES, SearchConfig
+from search.config import LEGACY_VALUES, RESUMABLE_CHANGES, SPLITS_VERSION, SearchConfig
 
 CONFIG_FILE = "config.json"  # {"config": SearchConfig fields, "table": provenance, "space": ...}
 CHECKPOINT_FILE = "checkpoint.pt"  # states after the last finished epoch
@@ -66,7 +66,7 @@ def run_record(config: SearchConfig, table: LatencyTable) -> dict[str, object]:
     return {"config": config.to_dict(),
             "table": {"path": config.table_path, "fingerprint": table.fingerprint,
                       "device": table.device, "backend": config.backend},
-            "space": table.space.to_dict()}
+            "space": table.space.to_dict(), "splits": SPLITS_VERSION}
 
 
 def open_run(config: SearchConfig, table: LatencyTable) -> RunFolder:
@@ -94,6 +94,9 @@ def _check_same_run(stored: dict, given: dict, path: Path) -> None:
                         f"(fingerprint {stored['table']['fingerprint']}), not on "
                         f"{given['table']['path']} ({given['table']['fingerprint']}): pass the "
                         f"same --table, or start a new run with another --name")
+    if stored.get("splits", 1) != given["splits"]:
+        raise UserError(f"run {path} was trained before the data's test split existed, on images "
+                        f"that are now validation: start a new run with another --name")
     ignored = {*RESUMABLE_CHANGES, "table_path"}
     recorded = {**LEGACY_VALUES, **stored["config"]}
     changed = [f"{field}={recorded.get(field)!r} (not {value!r})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,10 @@ from latency.space import SearchSpace
 from latency.table import LatencyTable
 from search.config import SearchConfig
 from search.data import Dataset, load_dataset
-from search.derive import member_network, parameter_count
+from search.derive import accuracy, member, member_network, parameter_count
 from search.family import genotype as arch_at
 from search.family import op_counts, penalty_on, simplex_grid, uniform_penalty
-from search.family_cache import read_cached, write_cache
+from search.family_cache import read_cached, write_cache, write_test_accuracy
 from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES
 from search.run_folder import RunFolder, read_run_record
@@ -48,6 +48,7 @@ class LoadedRun:
     table: LatencyTable
     supernet: Network
     hypernet: Hypernetwork
+    _data: Dataset | None = field(default=None, repr=False)
 
     @property
     def space(self) -> SearchSpace:
@@ -65,9 +66,12 @@ class LoadedRun:
             return arch_at(self.space, self.hypernet(s))
 
     def data(self) -> Dataset:
-        config = self.config
-        return load_dataset(config.dataset, self.space, config.data_dir, config.download,
-                            config.val_fraction, config.limit_train)
+        """The run's data set, read once (a big folder of images takes a while)."""
+        if self._data is None:
+            config = self.config
+            self._data = load_dataset(config.dataset, self.space, config.data_dir,
+                                      config.download, config.val_fraction, config.limit_train)
+        return self._data
 
 
 def load_run(path: Path) -> LoadedRun:
@@ -144,3 +148,12 @@ def family(run: LoadedRun, hooks: Hooks | None = None) -> tuple[pd.DataFrame, bo
     members = sweep(run, hooks)
     write_cache(run.path, run.table.fingerprint, members)
     return members, False
+
+
+def member_test_accuracy(run: LoadedRun, genotype: Genotype) -> float:
+    """A member's accuracy on the test split, stored beside the family (`pick_test.json`):
+    for reporting a pick only; `pick` chooses on validation, never on this figure."""
+    data = run.data()
+    value = accuracy(member(run.space, genotype, run.supernet, data.train), data.test)
+    write_test_accuracy(run.path, genotype.to_json(), value)
+    return value

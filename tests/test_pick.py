@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 import latency.validate
 from hwnas.cli import app
 from latency.errors import UserError
-from latency.network import discrete_network
+from latency.network import Genotype, discrete_network
 from latency.table import read_table, write_table
 from search.config import SearchConfig
-from search.derive import inherit
-from search.family_cache import FAMILY_FILE
+from search.derive import accuracy, inherit, member
+from search.family_cache import FAMILY_FILE, PICK_TEST_FILE
 from search.pick import best_under, latency_column, parse_penalty
 from search.sweep import family, load_run
 from search.train import run_search
@@ -111,7 +111,8 @@ def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
                                  "--json", "--export", str(export), "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     picked = json.loads(result.stdout)
-    for key in ("genotype", "s", "predicted_latency_ms", "accuracy", "params", "backend"):
+    for key in ("genotype", "s", "predicted_latency_ms", "accuracy", "val_accuracy",
+                "test_accuracy", "params", "backend"):
         assert key in picked
     assert picked["backend"] == "onnxruntime" and picked["predicted_latency_ms"] <= 1000
     model = onnx.load(export / "model.onnx")
@@ -119,6 +120,9 @@ def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
     provenance = {p.key: json.loads(p.value) for p in model.metadata_props}
     assert provenance["table_fingerprint"] == picked["table_fingerprint"]
     assert provenance["s"] == picked["s"] and provenance["seed"] == 0
+    assert provenance["test_accuracy"] == picked["test_accuracy"]
+    assert provenance["preprocessing"]["input_size"] == TINY_SPACE.input_size
+    assert len(provenance["preprocessing"]["mean"]) == TINY_SPACE.input_channels
     saved = torch.load(export / "model.pt", weights_only=False)
     network = discrete_network(TINY_SPACE, load_run(run_dir).arch(
         torch.tensor(list(picked["s"].values())))).eval()
@@ -256,8 +260,46 @@ def test_a_changed_table_is_refused(run_dir: Path, tmp_path: Path) -> None:
     assert gone.exit_code == 2 and "not found" in gone.output
 
 
+def test_pick_chooses_on_validation_and_reports_test_accuracy(run_dir: Path) -> None:
+    result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    picked = json.loads(result.stdout)
+    run = load_run(run_dir)
+    members, _ = family(run)
+    assert picked["accuracy"] == picked["val_accuracy"] == members["accuracy"].max()
+    genotype = Genotype.from_json(json.dumps(picked["genotype"]))
+    data = run.data()
+    network = member(TINY_SPACE, genotype, run.supernet, data.train)
+    assert picked["test_accuracy"] == accuracy(network, data.test)
+    assert picked["test_accuracy"] != accuracy(network, data.val)  # another split
+    # the family holds validation figures only; the pick's test figure is kept apart
+    assert not any("test" in column for column in members.columns)
+    stored = json.loads((run_dir / PICK_TEST_FILE).read_text())["test_accuracy"]
+    assert stored[genotype.to_json()] == picked["test_accuracy"]
+    assert set(stored) <= set(members["genotype"])
+
+
+def test_a_run_from_before_the_test_split(run_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("config.json", "checkpoint.pt"):
+        (old / name).write_bytes((run_dir / name).read_bytes())
+    record = json.loads((old / "config.json").read_text())
+    del record["splits"]
+    (old / "config.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["pick", "--run", str(old), "--max-latency-ms", "1000"])
+    assert result.exit_code == 0, result.output
+    assert "before the data had a test split" in result.stderr
+    config = SearchConfig(**{**record["config"], "out": str(tmp_path), "name": "old",
+                             "resume": True, "epochs": 3})
+    with pytest.raises(UserError, match="trained before the data's test split"):
+        run_search(config, read_table(record["table"]["path"]))
+
+
 def test_a_cached_budget_pick_never_imports_torch(run_dir: Path) -> None:
-    family(load_run(run_dir))  # the cache exists
+    first = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000"])
+    assert first.exit_code == 0, first.output  # the family and the pick's test figure stored
     code = ("import sys; from typer.testing import CliRunner; from hwnas.cli import app; "
             f"r = CliRunner().invoke(app, ['pick', '--run', {str(run_dir)!r}, "
             "'--max-latency-ms', '1000', '--json']); "

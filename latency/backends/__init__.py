@@ -69,16 +69,9 @@ def make_backend(name: str, device: str, threads: int) -> Backend:
 
 
 def device_name(device: str) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo (the platform's name elsewhere)."""
+    """The GPU's name, or the CPU model (latency/machine.py)."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+    from latency.machine import cpu_model
 
-    return platform.processor() or platform.machine()
+    return cpu_model()

@@ -30,31 +30,30 @@ def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
     return buffer.getvalue()
 
 
+def entry_onnx(key: EntryKey) -> bytes:
+    """A table entry's module as ONNX: what the backend times, and what a bundle ships."""
+    return export_onnx(*build(key))
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, device: str, threads: int) -> None:
         try:
-            import onnxruntime as ort
+            from latency import ort_session
         except ImportError as exc:
             raise BackendUnavailable(f"onnxruntime is not installed ({exc})") from None
-        self._ort = ort
+        self._sessions = ort_session
         self.device = device
-        wanted = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
-        if wanted not in ort.get_available_providers():
+        wanted = (ort_session.CUDA_PROVIDER if device.startswith("cuda")
+                  else ort_session.CPU_PROVIDER)
+        available = ort_session.ort.get_available_providers()
+        if wanted not in available:
             raise BackendUnavailable(
-                f"onnxruntime here has no {wanted} (it has "
-                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for "
-                f"--device cuda")
-        self.providers: list[object] = [wanted]
-        if wanted == "CUDAExecutionProvider":
-            self.providers = [(wanted, {"device_id": torch.device(device).index or 0})]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        self.options = options
+                f"onnxruntime here has no {wanted} (it has {', '.join(available)}); install "
+                f"onnxruntime-gpu for --device cuda")
+        self.providers = ort_session.providers_for(wanted, torch.device(device).index or 0)
+        self.options = ort_session.session_options(threads)
 
     def prepare(self, key: EntryKey) -> Timed:
         module, inputs = build(key)
@@ -62,6 +61,5 @@ class OnnxRuntimeBackend:
 
     def prepare_module(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Timed:
         model = export_onnx(module.cpu(), tuple(x.cpu() for x in inputs))
-        session = self._ort.InferenceSession(model, self.options, providers=self.providers)
         feeds = {f"x{i}": x.cpu().numpy() for i, x in enumerate(inputs)}
-        return Timed(lambda: session.run(None, feeds))
+        return self._sessions.timed_session(model, self.options, self.providers, feeds)

@@ -1,0 +1,214 @@
+"""Bundle → runner on a target without torch → `hwnas table import`, and every refusal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SPACE
+from typer.testing import CliRunner
+
+from hwnas.cli import app
+from latency import keys, target
+from latency.bundle import RUNNER_MODULES, write_bundle
+from latency.errors import UserError
+from latency.space import enumerate_entries, overhead_entries
+from latency.table import read_table
+from latency.table_import import import_results
+from latency.timing import TimingSettings
+
+QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
+                       min_rounds=2, max_rounds=3)
+NETWORKS = 3
+runner = CliRunner()
+
+
+def run_without_torch(bundle: Path, out: Path, *args: str,
+                      shadow: Path) -> subprocess.CompletedProcess[str]:
+    """`python BUNDLE/run.py` in a process where torch and pandas raise ImportError and the
+    project itself is not on the path: only the bundle's own files can be used."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(shadow)
+    return subprocess.run([sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
+                          env=env, cwd=shadow, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def shadow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("shadow")
+    for module in ("torch", "pandas"):
+        (folder / f"{module}.py").write_text(f"raise ImportError('no {module} on the target')\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory, shadow: Path) -> tuple[Path, Path]:
+    """A tiny bundle and the results its runner wrote without torch."""
+    folder = tmp_path_factory.mktemp("bundle")
+    bundle = folder / "tiny"
+    write_bundle(TINY_SPACE, bundle, calibration_networks=NETWORKS, timing=QUICK)
+    results = folder / "results.json"
+    done = run_without_torch(bundle, results, shadow=shadow)
+    assert done.returncode == 0, done.stderr
+    return bundle, results
+
+
+def test_the_shadow_really_hides_torch(shadow: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, cwd=shadow,
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and "no torch on the target" in probe.stderr
+
+
+def test_the_bundle_ships_the_profilers_own_timing_code(measured: tuple[Path, Path]) -> None:
+    bundle, _ = measured
+    here = Path(target.__file__).parent
+    for name in RUNNER_MODULES:
+        assert (bundle / "lib" / "latency" / name).read_bytes() == (here / name).read_bytes()
+
+
+def test_runner_measures_every_entry_and_network_without_torch(
+        measured: tuple[Path, Path]) -> None:
+    bundle, path = measured
+    results = json.loads(path.read_text())
+    manifest = target.read_manifest(bundle)
+    entries = {*enumerate_entries(TINY_SPACE), *overhead_entries(TINY_SPACE)}
+    assert {keys.EntryKey.from_row(e["key"]) for e in manifest["entries"]} == entries
+    assert len(results["blocks_ms"]) == len(entries) + NETWORKS * manifest["launches"]
+    for blocks in results["blocks_ms"].values():
+        assert QUICK.min_rounds <= len(blocks) <= QUICK.max_rounds
+        assert all(t > 0 for block in blocks for t in block)
+    machine = results["machine"]
+    assert machine["provider"] == "CPUExecutionProvider" and machine["threads"] == 1
+    assert machine["cores"] >= 1 and machine["cpu_model"] and machine["onnxruntime"]
+    assert not target.progress_path(path).exists()
+
+
+def test_import_makes_a_calibrated_table_of_the_target(measured: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    bundle, results = measured
+    out = tmp_path / "board.parquet"
+    done = runner.invoke(app, ["table", "import", str(results), "--bundle", str(bundle),
+                               "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    table = read_table(out)
+    assert table.backends == ["onnxruntime"] and table.space == TINY_SPACE
+    stored = json.loads(results.read_text())
+    assert table.meta["device_name"] == stored["machine"]["cpu_model"]
+    assert table.meta["versions"]["onnxruntime"] == stored["machine"]["onnxruntime"]
+    assert table.calibration("onnxruntime")["networks"] == NETWORKS
+    first = target.read_manifest(bundle)["entries"][0]
+    blocks = stored["blocks_ms"][first["id"]]
+    lowest_median = min(statistics.median(block) for block in blocks)
+    assert table.latency_ms("onnxruntime", keys.EntryKey.from_row(first["key"])) == \
+        pytest.approx(lowest_median)
+    assert "s_dev" in done.output
+
+
+def test_resume_keeps_the_blocks_of_an_interrupted_run(measured: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    bundle, results = measured
+    out = tmp_path / "again.json"
+    manifest = target.read_manifest(bundle)
+    kept_task = manifest["entries"][0]["id"]
+    kept_block = [123.0, 124.0, 125.0]  # far slower than anything real: recognisable
+    log = target.progress_path(out)
+    log.write_text(json.dumps({"hwnas_target_progress": 1,
+                               "identity": target.identity(manifest, 1, "CPUExecutionProvider")})
+                   + "\n" + json.dumps({"task": kept_task, "block_ms": kept_block}) + "\n"
+                   + '{"task": "torn')
+    with pytest.raises(UserError, match="pass --resume"):
+        target.measure(bundle, out)
+    again = target.measure(bundle, out, resume=True)
+    assert again["blocks_ms"][kept_task][0] == kept_block
+    assert not log.exists()
+    log.write_text(json.dumps({"hwnas_target_progress": 1,
+                               "identity": target.identity(manifest, 2, "CPUExecutionProvider")}))
+    with pytest.raises(UserError, match="other --threads"):
+        target.measure(bundle, tmp_path / "again.json", resume=True)
+
+
+def _results_with(results: Path, tmp_path: Path, change) -> Path:
+    data = json.loads(results.read_text())
+    change(data)
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _first_time(value: float):
+    def change(data: dict) -> None:
+        next(iter(data["blocks_ms"].values()))[0][0] = value
+    return change
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda data: data["blocks_ms"].popitem(), "lacks 1 of"),
+    (_first_time(0.0), "non-positive or non-finite"),
+    (_first_time(-1.0), "non-positive or non-finite"),
+    (_first_time(math.nan), "non-positive or non-finite"),
+    (_first_time(math.inf), "non-positive or non-finite"),
+    (lambda data: data.update(bundle_id="0123456789abcdef"), "comes from another bundle"),
+    (lambda data: data.update(space_fingerprint="ffff", bundle_id="0"), "measured space"),
+    (lambda data: data.pop("hwnas_results"), "not a bundle runner's results"),
+])
+def test_import_refuses_bad_results_and_writes_nothing(
+        measured: tuple[Path, Path], tmp_path: Path, change, message: str) -> None:
+    bundle, results = measured
+    out = tmp_path / "t.parquet"
+    done = runner.invoke(app, ["table", "import", str(_results_with(results, tmp_path, change)),
+                               "--bundle", str(bundle), "--out", str(out)])
+    assert done.exit_code == 2 and message in done.output, done.output
+    assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_import_refuses_truncated_results_and_a_missing_manifest(
+        measured: tuple[Path, Path], tmp_path: Path) -> None:
+    bundle, results = measured
+    cut = tmp_path / "cut.json"
+    cut.write_text(results.read_text()[:-200])
+    with pytest.raises(UserError, match="truncated or not JSON"):
+        import_results(cut, bundle, tmp_path / "t.parquet")
+    with pytest.raises(UserError, match="not an hwnas bundle"):
+        import_results(results, tmp_path, tmp_path / "t.parquet")
+
+
+def test_results_of_a_bundle_of_another_space_are_refused(measured: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    _, results = measured
+    other = tmp_path / "other"
+    write_bundle(dataclasses.replace(TINY_SPACE, name="tiny2", channels=2), other,
+                 calibration_networks=0, timing=QUICK)
+    with pytest.raises(UserError, match="measured space 'tiny'.*space 'tiny2'"):
+        import_results(results, other, tmp_path / "t.parquet")
+
+
+def test_runner_refuses_a_missing_model_an_unknown_provider_and_a_non_bundle(
+        measured: tuple[Path, Path], tmp_path: Path, shadow: Path) -> None:
+    bundle, _ = measured
+    with pytest.raises(UserError, match="this onnxruntime has .*CPUExecutionProvider"):
+        target.measure(bundle, tmp_path / "r.json", provider="TensorrtExecutionProvider")
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+    (copy / "models" / "e001.onnx").unlink()
+    done = run_without_torch(copy, tmp_path / "r.json", shadow=shadow)
+    assert done.returncode == 2 and "lacks models/e001.onnx" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    (copy / "manifest.json").unlink()
+    with pytest.raises(UserError, match="not an hwnas bundle"):
+        target.measure(copy, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_profile_bundle_cli_refuses_an_existing_folder(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    done = runner.invoke(app, ["profile", "--bundle", str(tmp_path / "b")])
+    assert done.exit_code == 2 and "already exists" in done.output
