@@ -65,12 +65,13 @@ class LoadedRun:
         with torch.no_grad():
             return arch_at(self.space, self.hypernet(s))
 
-    def data(self) -> Dataset:
+    def data(self, hooks: Hooks | None = None) -> Dataset:
         """The run's data set, read once (a big folder of images takes a while)."""
         if self._data is None:
             config = self.config
             self._data = load_dataset(config.dataset, self.space, config.data_dir,
-                                      config.download, config.val_fraction, config.limit_train)
+                                      config.download, config.val_fraction, config.limit_train,
+                                      hooks)
         return self._data
 
 
@@ -117,7 +118,7 @@ def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
         genotype = run.arch(s)
         first_s.setdefault(genotype, s)
         hits[genotype] = hits.get(genotype, 0) + 1
-    data = run.data()
+    data = run.data(hooks)
     hooks.start("evaluating", len(first_s))
     rows = []
     for genotype, s in first_s.items():

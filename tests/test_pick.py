@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -283,8 +284,9 @@ def test_pick_chooses_on_validation_and_reports_test_accuracy(run_dir: Path) -> 
 def test_a_run_from_before_the_test_split(run_dir: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()
-    for name in ("config.json", "checkpoint.pt"):
-        (old / name).write_bytes((run_dir / name).read_bytes())
+    family(load_run(run_dir))
+    for name in ("config.json", "checkpoint.pt", FAMILY_FILE):
+        shutil.copy2(run_dir / name, old / name)  # same mtime: the family cache stays valid
     record = json.loads((old / "config.json").read_text())
     del record["splits"]
     (old / "config.json").write_text(json.dumps(record))
