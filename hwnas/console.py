@@ -50,3 +50,8 @@ class RichHooks:
 def warn(message: str) -> None:
     """One yellow warning line on stderr."""
     err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """One yellow note line on stderr: something the user should know, not a problem."""
+    err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, warn
+from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, note, warn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,8 @@ def pick(
     max_latency_ms: Annotated[float | None, typer.Option(
         help="Latency budget on the table's device, in ms.", min=0.0)] = None,
     run: Annotated[Path | None, typer.Option(
-        help="A run folder (default: the latest run under --runs).")] = None,
+        help="A run folder, or a runs root to use its latest run (default: the latest "
+             "run under --runs).")] = None,
     runs: Annotated[Path, typer.Option(help="Runs root `hwnas search` wrote to.")] = Path("runs"),
     backend: Annotated[str | None, typer.Option(
         help="Whose latency counts: torch or onnxruntime (default: the search's, or the "
@@ -45,7 +46,10 @@ def pick(
         help="Write the pick here: model.onnx, model.pt, genotype.json.")] = None,
     verify: Annotated[bool, typer.Option(
         help="Measure the pick's real latency on this device and print it beside the "
-             "prediction.")] = False,
+             "prediction, raw and corrected by the machine's drift.")] = False,
+    recalibrate: Annotated[bool, typer.Option(
+        help="Re-measure the table's reference networks now (a few seconds) and scale every "
+             "prediction by their drift since the profile before choosing.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the trade-off plot (PNG).")] = None,
 ) -> None:
     """Pick the most accurate member predicted within --max-latency-ms (or within every
@@ -53,9 +57,9 @@ def pick(
     from latency.errors import UserError
     from search.config import SPLITS_VERSION
     from search.family_cache import read_cached
-    from search.pick import best_within, parse_budget, summary
+    from search.pick import best_within, latency_column, parse_budget, rescaled, summary
     from search.pricing import priced, with_devices
-    from search.run_folder import latest_run, read_run_record
+    from search.run_folder import latest_run, read_run_record, resolve_run
 
     if sum([max_latency_ms is not None, penalty is not None, bool(budget)]) != 1:
         raise UserError("give exactly one of --max-latency-ms (best under a budget), --budget "
@@ -65,7 +69,9 @@ def pick(
         raise UserError("--budget names its own tables: drop --table, or use it with "
                         "--max-latency-ms")
     started = time.perf_counter()
-    run_dir = run if run is not None else latest_run(runs)
+    run_dir, root_note = resolve_run(run) if run is not None else (latest_run(runs), None)
+    if root_note:
+        note(root_note)
     record, run_table = read_run_record(run_dir)
     config: dict = record["config"]  # type: ignore[assignment]
     if budget:
@@ -96,15 +102,23 @@ def pick(
         console.print(f"family of {len(members)} architectures "
                       f"({'from cache' if cached else 'swept'} in "
                       f"{time.perf_counter() - started:.1f} s)")
+    # --recalibrate scales the first device's predictions (the one measured here) by the drift
+    recalibration = _recalibrate(main) if recalibrate else None
+    factor = recalibration["factor"] if recalibration else 1.0
+    now = [latency_column(main.backend), main.budget.column]
+    members = rescaled(members, now, factor)
     if penalty is None:
         row = best_within(members, [d.budget for d in devices])
     else:
-        row = _at_penalty(loaded, members, penalty, devices)  # type: ignore[arg-type]
+        row = _at_penalty(loaded, members, penalty, devices, now, factor)  # type: ignore[arg-type]
     the_table = main.table
     result = {**summary(row, the_table.space, main.backend), "run": str(run_dir),
               "table_fingerprint": the_table.fingerprint, "device": the_table.device,
               "test_accuracy": _test_accuracy(run_dir, row, loaded),
               "devices": [d.describe(row) for d in devices]}
+    if recalibration:
+        result["predicted_latency_ms_raw"] = result["predicted_latency_ms"] / factor  # type: ignore[operator]
+        result["recalibration"] = recalibration
     if export is not None:
         from search.derive import member_network
         from search.export import export as write_export
@@ -116,7 +130,7 @@ def pick(
                       "preprocessing": data.preprocessing.to_dict()}
         result["export"] = write_export(network, the_table.space, provenance, export)
     if verify:
-        result.update(_verify(main, row))
+        result.update(_verify(main, row, factor))
     if plot is not None:
         from search.plot import plot_family
 
@@ -185,42 +199,64 @@ def _device(name: str, backend: str | None, config: dict, run_table: LatencyTabl
     return Device(name, table, chosen, budget_ms, index)
 
 
-def _verify(device: Device, row: pd.Series) -> dict[str, object]:
-    """Measure the pick on this machine as the table's calibration networks were measured."""
+def _measured_here(device: Device, option: str) -> LatencyTable:
+    """The device's table, refused when it was measured elsewhere (through a bundle)."""
     from latency.errors import UserError
-    from latency.fresh import FreshProcesses, deployed_latency_ms
-    from latency.validate import NOISY_PCT, drift_pct, reference_networks
-    from search.pick import genotype_of
 
     table = device.table
     if "bundle_id" in table.meta:
-        raise UserError(f"--verify measures on this machine, but {device.name} was measured on "
-                        f"{table.meta.get('device_name')} through a bundle: drop --verify, and "
+        raise UserError(f"{option} measures on this machine, but {device.name} was measured on "
+                        f"{table.meta.get('device_name')} through a bundle: drop {option}, and "
                         f"measure the export there")
-    references, stored_ms = reference_networks(table, device.backend)
-    with FreshProcesses() as fresh:
-        measured = deployed_latency_ms(
-            fresh, device.backend, table.device, table.threads, table.space,
-            [genotype_of(row), *references], table.timing)
-    drift = drift_pct(measured[1:], stored_ms)
+    return table
+
+
+def _recalibrate(device: Device) -> dict[str, float]:
+    """The drift of the table's reference networks measured now, and the factor it scales
+    predictions by."""
+    from latency.errors import UserError
+    from latency.validate import drift_factor, measure_now, reference_networks
+
+    table = _measured_here(device, "--recalibrate")
+    references, _ = reference_networks(table, device.backend)
+    if not references:
+        raise UserError(f"--recalibrate: {device.name} has no {device.backend} calibration "
+                        f"networks to re-measure; re-profile with `hwnas profile`")
+    _, drift = measure_now(table, device.backend, [])
+    return {"drift_pct": drift, "factor": drift_factor(drift),  # type: ignore[dict-item]
+            "references": len(references)}
+
+
+def _verify(device: Device, row: pd.Series, factor: float) -> dict[str, object]:
+    """The pick measured as deployed, its prediction's error raw (as the table says) and
+    corrected by the drift the reference networks show during the same measurement."""
+    from latency.validate import NOISY_PCT, drift_factor, error_pct, measure_now
+    from search.pick import genotype_of
+
+    table = _measured_here(device, "--verify")
+    (measured,), drift = measure_now(table, device.backend, [genotype_of(row)])
+    raw_ms = float(row[device.budget.column]) / factor
     if drift is not None and abs(drift) > NOISY_PCT:
         pace = "slower" if drift > 0 else "faster"
         warn(f"this machine runs the profile's calibration networks {abs(drift):.1f}% "
-             f"{pace} than when it was profiled: the measurement shows the machine as it "
-             f"is now; re-profile, or leave that much headroom in the budget")
-    return {"measured_latency_ms": measured[0], "machine_drift_pct": drift}
+             f"{pace} than when it was profiled: the corrected error accounts for it; "
+             f"re-profile, pick with --recalibrate, or leave that much headroom in the budget")
+    return {"measured_latency_ms": measured, "machine_drift_pct": drift,
+            "error_pct_raw": error_pct(raw_ms, measured),
+            "error_pct_corrected": error_pct(raw_ms * drift_factor(drift), measured)}
 
 
 def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str,
-                devices: list[Device]) -> pd.Series:
-    """The member at the --penalty vector (swept before, or described and priced now)."""
-    from search.pick import latency_column, member_row, parse_penalty
+                devices: list[Device], now: list[str], factor: float) -> pd.Series:
+    """The member at the --penalty vector (swept before, or described and priced now, its
+    `now` columns scaled by `factor` like the family's)."""
+    from search.pick import latency_column, member_row, parse_penalty, rescaled
     from search.pricing import latencies
     from search.sweep import describe
 
-    s, note = parse_penalty(penalty, loaded.space)
-    if note:
-        err_console.print(f"[yellow]note:[/] {note}")
+    s, normalised = parse_penalty(penalty, loaded.space)
+    if normalised:
+        note(normalised)
     genotype = loaded.arch(s)
     row = member_row(members, genotype)
     if row is None:  # a point the sweep did not visit gave a new architecture
@@ -231,7 +267,7 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str,
             priced = latencies([genotype.to_json()], device.table).iloc[0]
             described[latency_column(device.backend)] = priced[latency_column(device.backend)]
             described[device.budget.column] = priced[latency_column(device.backend)]
-        row = pd.Series(described)
+        row = rescaled(pd.Series(described), now, factor)
     row = row.copy()
     row["s"] = [float(v) for v in s]
     return row
@@ -261,6 +297,7 @@ def _provenance(record: dict[str, object], table_path: str, table: LatencyTable,
                                       "accuracy", "val_accuracy", "test_accuracy",
                                       "params", "run", "table_fingerprint",
                                       "device")},
+            "recalibration": result.get("recalibration"),
             "device_name": table.meta.get("device_name"),
             "table_path": table_path,
             "seed": config["seed"], "dataset": config["dataset"],
@@ -278,12 +315,14 @@ def _print(result: dict[str, object]) -> None:
     listing.add_row("reduction cell", ", ".join(genotype["reduce"]))  # type: ignore[index]
     listing.add_row("penalty s", ", ".join(f"{op}={v:.3f}"
                                            for op, v in result["s"].items()))  # type: ignore
-    listing.add_row("predicted latency", f"{result['predicted_latency_ms']:.3f} ms")
+    recalibration = result.get("recalibration")
+    listing.add_row("predicted latency", f"{result['predicted_latency_ms']:.3f} ms" + (
+        f" (table {result['predicted_latency_ms_raw']:.3f} ms × {recalibration['factor']:.3f}"
+        f", the drift re-measured now)" if recalibration else ""))  # type: ignore[index]
     if "measured_latency_ms" in result:
-        measured = float(result["measured_latency_ms"])  # type: ignore[arg-type]
-        predicted = float(result["predicted_latency_ms"])  # type: ignore[arg-type]
-        listing.add_row("measured latency", f"{measured:.3f} ms "
-                        f"({100 * (predicted - measured) / measured:+.1f}% prediction error)")
+        listing.add_row("measured latency", f"{result['measured_latency_ms']:.3f} ms "
+                        f"({result['error_pct_raw']:+.1f}% prediction error as the table "
+                        f"says, {result['error_pct_corrected']:+.1f}% corrected for drift)")
         drift = result.get("machine_drift_pct")
         if drift is not None:
             listing.add_row("machine drift", f"{drift:+.1f}% (the profile's calibration "  # type: ignore[str-format]

@@ -3,6 +3,7 @@ results, and compare two."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -106,6 +107,10 @@ def print_summary(table: LatencyTable) -> None:
         f"thread(s)); space [bold]{space.name}[/] ({space.fingerprint()}), batch "
         f"{space.batch_size}; table {table.fingerprint}; "
         f"{len(table.rows)} entries, {unstable} unstable", highlight=False)
+    if meta.get("created"):
+        console.print(f"profiled {meta['created']}, {table_age(str(meta['created']))} ago: "
+                      f"the machine may have moved since (`hwnas validate` measures its drift, "
+                      f"`hwnas pick --recalibrate` corrects for it)", highlight=False)
     summary = Table(title="Each operation on every edge (ms, by the latency model) and the "
                           "device penalty s_dev")
     summary.add_column("op")
@@ -146,3 +151,17 @@ def print_entries(table: LatencyTable) -> None:
                         f"{row['latency_ms']:.4f}", f"{row['median_ms']:.4f}",
                         f"{row['iqr_ms']:.4f}", str(row["n"]), "yes" if row["stable"] else "NO")
     console.print(listing)
+
+
+def table_age(created: str, now: datetime | None = None) -> str:
+    """How long ago an ISO time was, in words: '3 d 4 h', '2 h 5 min', '40 s'."""
+    seconds = int(((now or datetime.now(UTC)) - datetime.fromisoformat(created))
+                  .total_seconds())
+    days, rest = divmod(max(seconds, 0), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"

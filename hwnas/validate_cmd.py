@@ -65,7 +65,8 @@ def _per_backend(given: Path | None, table: Path, backend: str, suffix: str,
 def _print(rows: list[dict[str, object]]) -> None:
     listing = Table(title="Predicted vs measured end-to-end latency (held-out networks)")
     for column in ("backend", "n", "within ±5%", "within ±10%", "MAPE", "worst",
-                   "rank corr.", "repeatability", "drift", "measured ms"):
+                   "±10% corrected", "MAPE corrected", "rank corr.", "repeatability", "drift",
+                   "measured ms"):
         listing.add_column(column, justify="left" if column == "backend" else "right")
     for row in rows:
         low, high = row["measured_range_ms"]  # type: ignore[misc]
@@ -73,6 +74,8 @@ def _print(rows: list[dict[str, object]]) -> None:
                         str(row["n"]), f"{100 * row['within_5pct']:.0f}%",  # type: ignore
                         f"{100 * row['within_10pct']:.0f}%",  # type: ignore[operator]
                         f"{row['mape']:.1f}%", f"{row['worst_pct']:+.1f}%",
+                        f"{100 * row['within_10pct_corrected']:.0f}%",  # type: ignore
+                        f"{row['mape_corrected']:.1f}%",
                         "—" if row["rank_correlation"] is None else
                         f"{row['rank_correlation']:.3f}", f"{row['repeatability_pct']:.1f}%",
                         "—" if row["drift_pct"] is None else f"{row['drift_pct']:+.1f}%",
@@ -84,4 +87,5 @@ def _print(rows: list[dict[str, object]]) -> None:
     console.print("repeatability: median disagreement between the two measurements of each "
                   "network (the noise floor of the figures above); drift: how much slower "
                   "(+) or faster the calibration networks run now than in the profile (the "
-                  "machine's own change since then)")
+                  "machine's own change since then); corrected: each prediction scaled by "
+                  "that drift")

@@ -44,7 +44,11 @@ class ValidationPoint:
 
     @property
     def error_pct(self) -> float:
-        return 100 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+        return error_pct(self.predicted_ms, self.measured_ms)
+
+    def corrected_error_pct(self, factor: float) -> float:
+        """The error of the prediction scaled to the machine as it ran during the check."""
+        return error_pct(self.predicted_ms * factor, self.measured_ms)
 
     @property
     def repeat_pct(self) -> float:
@@ -66,11 +70,12 @@ class ValidationReport:
         """The median disagreement between a network's two measurements."""
         return statistics.median(p.repeat_pct for p in self.points)
 
-    def within(self, pct: float) -> float:
-        return sum(abs(p.error_pct) <= pct for p in self.points) / len(self.points)
+    @property
+    def factor(self) -> float:
+        """What the drift scales predictions by (1 without references)."""
+        return drift_factor(self.drift_pct)
 
     def summary(self) -> dict[str, object]:
-        errors = [abs(p.error_pct) for p in self.points]
         repeats = [p.repeat_pct for p in self.points]
         frame = pd.DataFrame({"predicted": [p.predicted_ms for p in self.points],
                               "measured": [p.measured_ms for p in self.points]})
@@ -79,10 +84,11 @@ class ValidationReport:
             "backend": self.backend,
             "calibrated": self.calibrated,
             "n": len(self.points),
-            "within_5pct": self.within(5),
-            "within_10pct": self.within(10),
-            "mape": statistics.fmean(errors),
-            "worst_pct": max(self.points, key=lambda p: abs(p.error_pct)).error_pct,
+            **_error_figures([p.error_pct for p in self.points], ""),
+            # the same with each prediction scaled by the drift the references measured
+            **_error_figures([p.corrected_error_pct(self.factor) for p in self.points],
+                             "_corrected"),
+            "drift_factor": self.factor,
             "rank_correlation": float(frame["predicted"].corr(frame["measured"],
                                                               method="spearman"))
             if ranked else None,
@@ -98,7 +104,20 @@ class ValidationReport:
         return pd.DataFrame([{"genotype": p.genotype.to_json(), "predicted_ms": p.predicted_ms,
                               "measured_ms": p.measured_ms, "first_ms": p.first_ms,
                               "second_ms": p.second_ms, "error_pct": p.error_pct,
+                              "corrected_error_pct": p.corrected_error_pct(self.factor),
                               "repeat_pct": p.repeat_pct} for p in self.points])
+
+
+def _error_figures(errors: list[float], suffix: str) -> dict[str, float]:
+    """Share within ±5% and ±10%, mean absolute and worst signed error (%) of `errors`."""
+    return {f"within_5pct{suffix}": sum(abs(e) <= 5 for e in errors) / len(errors),
+            f"within_10pct{suffix}": sum(abs(e) <= 10 for e in errors) / len(errors),
+            f"mape{suffix}": statistics.fmean(abs(e) for e in errors),
+            f"worst_pct{suffix}": max(errors, key=abs)}
+
+
+def error_pct(predicted_ms: float, measured_ms: float) -> float:
+    return 100 * (predicted_ms - measured_ms) / measured_ms
 
 
 def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
@@ -168,6 +187,23 @@ def drift_pct(now_ms: list[float], stored_ms: list[float]) -> float | None:
         return None
     return statistics.median(100 * (now / then - 1)
                              for now, then in zip(now_ms, stored_ms, strict=True))
+
+
+def drift_factor(drift: float | None) -> float:
+    """The factor that moves a prediction from the machine as profiled to the machine as it
+    runs now: every network is assumed to have slowed (or sped up) like the references."""
+    return 1.0 if drift is None else 1 + drift / 100
+
+
+def measure_now(table: LatencyTable, backend: str,
+                genotypes: list[Genotype]) -> tuple[list[float], float | None]:
+    """`genotypes` measured as deployed (new processes, the table's statistic) interleaved with
+    the backend's reference networks, and the drift those show since the profile."""
+    references, stored_ms = reference_networks(table, backend)
+    with FreshProcesses() as fresh:
+        measured = deployed_latency_ms(fresh, backend, table.device, table.threads,
+                                       table.space, [*genotypes, *references], table.timing)
+    return measured[:len(genotypes)], drift_pct(measured[len(genotypes):], stored_ms)
 
 
 def write_csv(report: ValidationReport, path: Path) -> None:

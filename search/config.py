@@ -26,7 +26,10 @@ class SearchConfig:
     """Everything that decides a search run's result, plus where it is written."""
 
     table_path: str  # the latency table the cost is built from (recorded for provenance)
-    backend: str = "torch"  # which of the table's backends prices the operations
+    # Which of the table's backends prices the operations. ONNX Runtime by default: a pick is
+    # exported to ONNX and deployed on it, and eager PyTorch's per-call overhead would put a
+    # slow host's whole family above a few-ms budget (docs/pick.md, "Which backend").
+    backend: str = "onnxruntime"
     dataset: str = "digits"  # digits (bundled) | fashion-mnist | cifar10 | a folder | a .npz
     data_dir: str = "data"  # folder holding torchvision data sets (not used by digits)
     download: bool = False  # let torchvision download a missing data set

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
@@ -86,6 +86,18 @@ def parse_budget(text: str) -> tuple[str, float]:
     if not math.isfinite(budget_ms) or budget_ms <= 0:
         raise UserError(f"--budget {text}: {value!r} is not a positive number of milliseconds")
     return table, budget_ms
+
+
+Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
+
+
+def rescaled(members: Frame, columns: list[str], factor: float) -> Frame:
+    """The family (or one member) with the predictions in `columns` scaled by `factor`: the
+    machine's drift since the profile, measured by `pick --recalibrate`."""
+    scaled = members.copy()
+    for column in dict.fromkeys(columns):
+        scaled[column] = scaled[column] * factor
+    return scaled
 
 
 def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | None]:

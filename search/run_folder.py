@@ -115,11 +115,24 @@ def latest_run(out: str | Path) -> Path:
     return Path(out) / latest.read_text().strip()
 
 
+def resolve_run(path: Path) -> tuple[Path, str | None]:
+    """The run folder `path` names: itself, or, for a runs root (what `hwnas search --out`
+    took), the root's latest run, with a note saying which run that is."""
+    if (path / CONFIG_FILE).is_file() or not (path / LATEST_FILE).is_file():
+        return path, None
+    run = latest_run(path)
+    return run, f"{path} is a runs root: using its latest run, {run}"
+
+
 def read_run_record(path: Path) -> tuple[dict[str, object], LatencyTable]:
     """A run's config.json and its table, checked: not a run, a table gone or changed since
     the run was trained each raise UserError with the fix."""
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
+        runs = sorted(str(found.parent) for found in path.glob(f"*/{CONFIG_FILE}"))
+        if runs:
+            raise UserError(f"{path} is a runs root, not a search run: pass --run with one of "
+                            f"{', '.join(runs)}")
         raise UserError(f"{path} is not a search run (no {CONFIG_FILE}): pass --run with a "
                         f"folder `hwnas search` wrote")
     record = json.loads(config_path.read_text())

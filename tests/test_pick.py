@@ -117,7 +117,7 @@ def test_cli_pick_json_export_and_plot(run_dir: Path, tmp_path: Path) -> None:
     for key in ("genotype", "s", "predicted_latency_ms", "accuracy", "val_accuracy",
                 "test_accuracy", "params", "backend"):
         assert key in picked
-    assert picked["backend"] == "torch" and picked["predicted_latency_ms"] <= 1000
+    assert picked["backend"] == "onnxruntime" and picked["predicted_latency_ms"] <= 1000
     model = onnx.load(export / "model.onnx")
     onnx.checker.check_model(model)
     provenance = {p.key: json.loads(p.value) for p in model.metadata_props}
@@ -154,8 +154,44 @@ def test_verify_warns_when_the_machine_has_moved(run_dir: Path, monkeypatch) -> 
     result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
                                  "--json", "--verify"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["machine_drift_pct"] == 12.0
+    picked = json.loads(result.stdout)
+    assert picked["machine_drift_pct"] == 12.0
     assert "calibration networks 12.0% slower than when it was profiled" in result.stderr
+    measured, raw = picked["measured_latency_ms"], picked["predicted_latency_ms"]
+    assert picked["error_pct_raw"] == pytest.approx(100 * (raw - measured) / measured)
+    assert picked["error_pct_corrected"] == pytest.approx(
+        100 * (raw * 1.12 - measured) / measured)
+
+
+def test_recalibrate_scales_predictions_before_choosing(run_dir: Path, monkeypatch,
+                                                         tmp_path: Path) -> None:
+    members, _ = family(load_run(run_dir))
+    fastest = float(members[latency_column("onnxruntime")].min())
+    budget = ["--max-latency-ms", str(fastest * 1.2)]
+    plain = runner.invoke(app, ["pick", "--run", str(run_dir), "--json", *budget])
+    assert plain.exit_code == 0, plain.output
+    uncalibrated = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate",
+                                       *budget])
+    assert uncalibrated.exit_code == 2 and "no onnxruntime calibration networks" in \
+        uncalibrated.output
+    # the machine now runs the references 50% slower than in the profile
+    monkeypatch.setattr(latency.validate, "reference_networks",
+                        lambda table, backend: ([load_run(run_dir).arch(torch.ones(3) / 3)],
+                                                [1.0]))
+    monkeypatch.setattr(latency.validate, "measure_now",
+                        lambda table, backend, genotypes: ([], 50.0))
+    slower = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate", *budget])
+    assert slower.exit_code == 2 and "the fastest takes" in slower.output
+    roomy = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate", "--json",
+                                "--max-latency-ms", "1000", "--export", str(tmp_path / "e")])
+    assert roomy.exit_code == 0, roomy.output
+    picked = json.loads(roomy.stdout)
+    assert picked["recalibration"] == {"drift_pct": 50.0, "factor": 1.5, "references": 1}
+    assert picked["predicted_latency_ms"] == pytest.approx(
+        1.5 * picked["predicted_latency_ms_raw"])
+    provenance = {p.key: json.loads(p.value)
+                  for p in onnx.load(tmp_path / "e" / "model.onnx").metadata_props}
+    assert provenance["recalibration"] == picked["recalibration"]
 
 
 def test_cli_query_mode_returns_the_member_at_s(run_dir: Path) -> None:
@@ -179,12 +215,43 @@ def test_cli_pick_errors(run_dir: Path, tmp_path: Path) -> None:
     assert (run_dir / FAMILY_FILE).exists()
 
 
+def test_run_accepts_a_runs_root_and_names_the_runs_inside_one(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    root = runner.invoke(app, ["pick", "--run", str(run_dir.parent), "--max-latency-ms",
+                               "1000", "--json"])
+    assert root.exit_code == 0, root.output
+    assert json.loads(root.stdout)["run"] == str(run_dir)
+    assert f"using its latest run, {run_dir}" in root.stderr
+    unmarked = tmp_path / "runs"  # a root whose LATEST pointer is gone
+    (unmarked / "a").mkdir(parents=True)
+    (unmarked / "a" / "config.json").write_text("{}")
+    refused = runner.invoke(app, ["pick", "--run", str(unmarked), "--max-latency-ms", "3"])
+    assert refused.exit_code == 2 and "is a runs root" in refused.output
+    assert str(unmarked / "a") in refused.output
+
+
+def test_a_run_searched_with_torch_picks_on_torch(run_dir: Path, tmp_path: Path) -> None:
+    """Runs recorded before ONNX Runtime became the default keep their backend."""
+    old = _copy_run(run_dir, tmp_path / "old")
+    record = json.loads((old / "config.json").read_text())
+    record["config"]["backend"] = record["table"]["backend"] = "torch"
+    (old / "config.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["pick", "--run", str(old), "--max-latency-ms", "1000",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == "torch"
+
+
+def _copy_run(run_dir: Path, to: Path) -> Path:
+    to.mkdir()
+    for name in ("config.json", "checkpoint.pt"):
+        (to / name).write_bytes((run_dir / name).read_bytes())
+    return to
+
+
 def test_a_changed_table_is_refused(run_dir: Path, tmp_path: Path) -> None:
     record = json.loads((run_dir / "config.json").read_text())
-    moved = tmp_path / "copy"
-    moved.mkdir()
-    for name in ("config.json", "checkpoint.pt"):
-        (moved / name).write_bytes((run_dir / name).read_bytes())
+    moved = _copy_run(run_dir, tmp_path / "copy")
     other = synthetic_table(TINY_SPACE, latency=lambda key: 0.5)
     table_path = write_table(other, tmp_path / "changed.parquet")
     record["table"]["path"] = str(table_path)

@@ -40,8 +40,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("devices")
     table = write_table(synthetic_table(TINY_SPACE), folder / "host.parquet")
     other = write_table(synthetic_table(TINY_SPACE, latency=conv_dear), folder / "board.parquet")
-    config = SearchConfig(str(table), epochs=2, limit_train=64, batch_size=16,
-                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
+    config = SearchConfig(str(table), backend="torch", epochs=2, limit_train=64,
+                          batch_size=16, val_fraction=0.05, out=str(folder / "runs"),
+                          name="tiny")
     run_dir = run_search(config, read_table(table)).run_dir
     family(load_run(run_dir))  # accuracies cached, as after any first pick
     return run_dir, table, other

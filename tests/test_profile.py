@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import TINY_SPACE
 from typer.testing import CliRunner
 
 from hwnas.cli import app
+from hwnas.table_cmd import table_age
 from latency import keys
 from latency import profile as profile_module
 from latency.backends import BackendUnavailable
@@ -55,6 +57,15 @@ def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file
     assert "s_dev" in result.output and "conv_3x3" in result.output
     shown = runner.invoke(app, ["table", "show", str(out), "--entries"])
     assert shown.exit_code == 0 and "preprocess_reduce" in shown.output
+    assert f"profiled {table.meta['created']}, " in shown.output
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(40, "40 s"), (125, "2 min"),
+                                                (3 * 3600 + 300, "3 h 5 min"),
+                                                (2 * 86400 + 7200, "2 d 2 h")])
+def test_table_age_in_words(seconds: int, words: str) -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    assert table_age(created.isoformat(), created + timedelta(seconds=seconds)) == words
 
 
 class Interrupt(Hooks):

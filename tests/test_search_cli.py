@@ -76,7 +76,7 @@ def test_table_missing_entries_the_space_needs(tmp_path, tiny_table) -> None:
 
 
 def test_table_for_another_space(tmp_path) -> None:
-    other = synthetic_table(PRESETS["exp1"], backends=("torch",))
+    other = synthetic_table(PRESETS["exp1"], backends=("onnxruntime",))
     mislabelled = LatencyTable(other.rows, {**other.meta, "space": TINY_SPACE.to_dict()})
     path = write_table(mislabelled, tmp_path / "other.parquet")
     assert "another space" in _refusal("--table", path, "--out", tmp_path / "runs")

@@ -76,6 +76,11 @@ def test_drift_compares_reference_networks_with_the_profile(calibrated_table: Pa
                         "machine's, not the model's; re-run when it is quieter"]
     assert [p.repeat_pct for p in report.points] == [100.0, 100.0, 100.0]
     assert report.drift_pct == pytest.approx(100.0)  # 1 ms now against 0.5 ms in the profile
+    summary = report.summary()
+    assert summary["drift_factor"] == pytest.approx(2.0)
+    corrected = [100 * (2 * p.predicted_ms - 1.0) for p in report.points]  # measured 1 ms
+    assert summary["mape_corrected"] == pytest.approx(sum(map(abs, corrected)) / 3)
+    assert summary["worst_pct_corrected"] == pytest.approx(max(corrected, key=abs))
     assert report.summary()["rank_correlation"] is None  # every network measured alike
 
 
@@ -87,7 +92,8 @@ def test_cli_validate_json_csv_and_plot(calibrated_table: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     for key in ("backend", "n", "within_5pct", "within_10pct", "mape", "worst_pct",
-                "repeatability_pct"):
+                "repeatability_pct", "within_10pct_corrected", "mape_corrected",
+                "drift_factor"):
         assert key in summary
     assert summary["backend"] == "onnxruntime" and summary["n"] == 3
     assert csv.read_text().count("\n") == 4  # header + 3 networks
