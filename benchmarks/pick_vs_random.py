@@ -25,9 +25,10 @@ import torch
 from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which handles ties
 
 from latency.network import Genotype, discrete_network, random_genotype
+from latency.predict import latency_model
 from search.data import Dataset, load_dataset
 from search.derive import accuracy, inherit, member_network
-from search.pick import best_under, genotype_of, latency_column
+from search.pick import Budget, best_within, genotype_of, latency_column
 from search.recipe import Recipe
 from search.retrain import evaluate, fit
 from search.run_folder import latest_run
@@ -57,7 +58,7 @@ def main() -> None:
           f"{len(data.train)} training images; {args.random} random × {args.seeds} seeds")
     complete = True
     for budget in budgets:
-        pick = best_under(members, budget, backend)
+        pick = best_within(members, [Budget(backend, backend, budget, column)])
         plan = _plan(run, data, genotype_of(pick), float(pick[column]), backend, args)
         for kind, index, seed, genotype, predicted_ms in plan:
             key = (f"{budget:g}", kind, str(index), str(seed))
@@ -106,7 +107,7 @@ def _plan(run: LoadedRun, data: Dataset, pick: Genotype, pick_ms: float, backend
           args: argparse.Namespace) -> list[tuple[str, int, int, Genotype, float]]:
     """(kind, index, seed, genotype, predicted ms) of every training for one budget: the pick
     from scratch and fine-tuned from its inherited weights, and the random architectures."""
-    model = run.latency_models[backend]
+    model = latency_model(run.table, backend, warn=False)
     generator = torch.Generator().manual_seed(int(pick_ms * 1e6))  # same draws on every rerun
     randoms: list[tuple[Genotype, float]] = []
     for _ in range(DRAWS):
