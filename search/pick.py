@@ -36,16 +36,6 @@ class Budget:
     column: str
 
 
-def best_under(members: pd.DataFrame, budget_ms: float, backend: str) -> pd.Series:
-    """Highest accuracy among members predicted within `budget_ms` on `backend`."""
-    column = latency_column(backend)
-    if column not in members:
-        known = [c.removeprefix("predicted_ms_") for c in members if c.startswith("predicted_ms_")]
-        raise UserError(f"the family is priced on {' and '.join(known)}, not {backend}: use "
-                        f"--backend {' or '.join(known)}")
-    return best_within(members, [Budget("the table", backend, budget_ms, column)])
-
-
 def best_within(members: pd.DataFrame, budgets: list[Budget]) -> pd.Series:
     """Highest accuracy among members predicted within every budget; ties: lower latency on
     the first. When none fits, the error names the budget that binds and its fastest member."""
