@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from latency import phases
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
 from latency.fresh import FreshProcesses, NetworkTask, launches, measure_fresh
 from latency.hooks import Hooks
 from latency.keys import EntryKey
 from latency.network import Genotype
+from latency.phases import phase
 from latency.predict import fit_calibration, uncalibrated_model
 from latency.progress_log import read_log
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
@@ -120,7 +122,9 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         # slow minute on a shared machine moves both alike instead of skewing the fit.
         with FreshProcesses() as fresh:
             for name, backend in backends.items():
-                timed = _prepare_entries(name, backend, entries, kept, config.timing, hooks)
+                with phase(f"{name} entries: build"):
+                    timed = _prepare_entries(name, backend, entries, kept, config.timing,
+                                             hooks)
                 tasks: dict[Hashable, NetworkTask] = {
                     (name, CalibrationNetwork(index, launch)): NetworkTask(
                         name, config.device, config.threads, config.space, genotype)
@@ -128,12 +132,15 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
                     for launch in range(launches(name))}
                 hooks.start(f"measuring {name}: entries and whole networks",
                             _expected_blocks([*timed, *tasks], kept, config.timing))
-                results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
-                                             seed=config.seed, alongside=timed))
+                with phase(f"{name} measuring: entries and whole networks"):
+                    results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
+                                                 seed=config.seed, alongside=timed))
                 del timed
     table = table_from_results(results, config, genotypes,
                                profile_metadata(config, sorted(backends)))
     table.meta["profile_wall_s"] = round(time.perf_counter() - started, 2)
+    table.meta["profile_phases_s"] = {name: round(seconds, 2)
+                                      for name, seconds in phases.take().items()}
     write_table(table, out)
     log.unlink()
     return table
