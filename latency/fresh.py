@@ -75,13 +75,17 @@ class NetworkTask:
     threads: int
     space: SearchSpace
     genotype: Genotype
+    onnx: bytes | None = None  # onnxruntime: the network exported ahead (export_ahead.py)
 
     def build(self) -> Blocked:
         from latency.backends import make_backend
-        from latency.wholenet import prepare_network
+        from latency.wholenet import network_inputs, prepare_network
 
-        return prepare_network(make_backend(self.backend, self.device, self.threads),
-                               self.space, self.genotype)
+        backend = make_backend(self.backend, self.device, self.threads)
+        if self.onnx is not None:
+            _, inputs = network_inputs(self.space, self.genotype)
+            return backend.prepare_onnx(self.onnx, inputs)  # type: ignore[attr-defined]
+        return prepare_network(backend, self.space, self.genotype)
 
 
 class FreshNetwork:

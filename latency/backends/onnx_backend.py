@@ -77,14 +77,21 @@ class OnnxRuntimeBackend:
                 f"onnxruntime-gpu for --device cuda")
         self.providers = ort_session.providers_for(wanted, torch.device(device).index or 0)
         self.options = ort_session.session_options(threads)
+        self.exported: dict[EntryKey, bytes] = {}  # entries exported ahead (export_ahead.py)
 
     def prepare(self, key: EntryKey) -> Timed:
         module, inputs = build(key)
+        if key in self.exported:
+            return self.prepare_onnx(self.exported[key], inputs)
         return self.prepare_module(module, inputs)
 
     def prepare_module(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Timed:
         with phase("onnx export"):
             model = export_onnx(module.cpu(), tuple(x.cpu() for x in inputs))
+        return self.prepare_onnx(model, inputs)
+
+    def prepare_onnx(self, model: bytes, inputs: tuple[torch.Tensor, ...]) -> Timed:
+        """A session on an exported model, fed `inputs`."""
         feeds = {f"x{i}": x.cpu().numpy() for i, x in enumerate(inputs)}
         with phase("session creation"):
             return self._sessions.timed_session(model, self.options, self.providers, feeds)
