@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from latency.table import LatencyTable
+    from search.pick import Budget
     from search.sweep import LoadedRun
 
 
@@ -27,7 +30,14 @@ def pick(
              "run under --runs).")] = None,
     runs: Annotated[Path, typer.Option(help="Runs root `hwnas search` wrote to.")] = Path("runs"),
     backend: Annotated[str | None, typer.Option(
-        help="Whose latency counts: torch or onnxruntime (default: the search's).")] = None,
+        help="Whose latency counts: torch or onnxruntime (default: the search's, or the "
+             "table's only backend).")] = None,
+    table: Annotated[Path | None, typer.Option(
+        help="Price the family with this table (the run's space, measured on any device, e.g. "
+             "by `hwnas table import`) instead of the run's own.")] = None,
+    budget: Annotated[list[str] | None, typer.Option(
+        help="TABLE=MS: a budget on the device that TABLE measured; repeat for several "
+             "devices: the most accurate member that fits every budget.")] = None,
     penalty: Annotated[str | None, typer.Option(
         help="Query mode: the member at this penalty vector s, as op=value,... or values in "
              "the order `hwnas table show` lists the ops.")] = None,
@@ -42,36 +52,41 @@ def pick(
              "prediction by their drift since the profile before choosing.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the trade-off plot (PNG).")] = None,
 ) -> None:
-    """Pick the most accurate member predicted within --max-latency-ms (or the member at
-    --penalty), and optionally export, verify and plot it."""
+    """Pick the most accurate member predicted within --max-latency-ms (or within every
+    --budget, or the member at --penalty), and optionally export, verify and plot it."""
     from latency.errors import UserError
     from search.config import SPLITS_VERSION
     from search.family_cache import read_cached
-    from search.pick import best_under, rescaled, summary
+    from search.pick import best_within, latency_column, parse_budget, rescaled, summary
+    from search.pricing import priced, with_devices
     from search.run_folder import latest_run, read_run_record, resolve_run
 
-    if (max_latency_ms is None) == (penalty is None):
-        raise UserError("give exactly one of --max-latency-ms (best under a budget) or "
-                        "--penalty (the member at a penalty vector)")
+    if sum([max_latency_ms is not None, penalty is not None, bool(budget)]) != 1:
+        raise UserError("give exactly one of --max-latency-ms (best under a budget), --budget "
+                        "(best under a budget on each of several devices) or --penalty (the "
+                        "member at a penalty vector)")
+    if budget and table is not None:
+        raise UserError("--budget names its own tables: drop --table, or use it with "
+                        "--max-latency-ms")
     started = time.perf_counter()
     run_dir, root_note = resolve_run(run) if run is not None else (latest_run(runs), None)
     if root_note:
         note(root_note)
-    record, table = read_run_record(run_dir)
+    record, run_table = read_run_record(run_dir)
     config: dict = record["config"]  # type: ignore[assignment]
-    chosen_backend = backend or str(config["backend"])
-    if chosen_backend not in table.backends:
-        raise UserError(f"--backend {chosen_backend}: the run's table has "
-                        f"{', '.join(table.backends)}")
-    if table.calibration(chosen_backend) is None:
-        warn(f"the table has no calibration for {chosen_backend}: latencies are the "
-             f"uncalibrated sum of entries")
+    if budget:
+        devices = [_device(name, backend, config, run_table, run_dir, ms, index)
+                   for index, (name, ms) in enumerate(map(parse_budget, budget))]
+    else:
+        name = str(table) if table is not None else str(record["table"]["path"])  # type: ignore
+        devices = [_device(name, backend, config, run_table, run_dir, max_latency_ms)]
+    main = devices[0]
     if record.get("splits", 1) != SPLITS_VERSION:
         warn(f"run {run_dir} was trained before the data had a test split: its supernet saw "
              f"today's validation images, so its accuracies are optimistic; search again")
     # A budget on a cached family (its pick's test accuracy stored) needs no network and no
     # torch; anything else loads the run.
-    members = read_cached(run_dir, table.fingerprint)
+    members = read_cached(run_dir, run_table.fingerprint)
     cached = members is not None
     loaded = None
     if members is None or penalty is not None or export is not None or verify:
@@ -79,21 +94,28 @@ def pick(
 
         loaded = load_run(run_dir)
         with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-            members, cached = family(loaded, RichHooks(progress).hooks())
+            members, cached = family(loaded, RichHooks(progress).hooks(), main.table)
+    else:
+        members = priced(run_dir, members, main.table)
+    members = with_devices(run_dir, members, [(d.table, d.backend) for d in devices])
     if not json_output:
         console.print(f"family of {len(members)} architectures "
                       f"({'from cache' if cached else 'swept'} in "
                       f"{time.perf_counter() - started:.1f} s)")
-    recalibration = _recalibrate(table, chosen_backend) if recalibrate else None
+    # --recalibrate scales the first device's predictions (the one measured here) by the drift
+    recalibration = _recalibrate(main) if recalibrate else None
     factor = recalibration["factor"] if recalibration else 1.0
-    members = rescaled(members, chosen_backend, factor)
-    if max_latency_ms is not None:
-        row = best_under(members, max_latency_ms, chosen_backend)
+    now = [latency_column(main.backend), main.budget.column]
+    members = rescaled(members, now, factor)
+    if penalty is None:
+        row = best_within(members, [d.budget for d in devices])
     else:
-        row = _at_penalty(loaded, members, penalty, chosen_backend, factor)  # type: ignore
-    result = {**summary(row, table.space, chosen_backend), "run": str(run_dir),
-              "table_fingerprint": table.fingerprint, "device": table.device,
-              "test_accuracy": _test_accuracy(run_dir, row, loaded)}
+        row = _at_penalty(loaded, members, penalty, devices, now, factor)  # type: ignore[arg-type]
+    the_table = main.table
+    result = {**summary(row, the_table.space, main.backend), "run": str(run_dir),
+              "table_fingerprint": the_table.fingerprint, "device": the_table.device,
+              "test_accuracy": _test_accuracy(run_dir, row, loaded),
+              "devices": [d.describe(row) for d in devices]}
     if recalibration:
         result["predicted_latency_ms_raw"] = result["predicted_latency_ms"] / factor  # type: ignore[operator]
         result["recalibration"] = recalibration
@@ -103,17 +125,17 @@ def pick(
         from search.pick import genotype_of
 
         data = loaded.data()
-        network, _ = member_network(table.space, genotype_of(row), loaded.supernet, data)
-        provenance = {**_provenance(record, table, result),
+        network, _ = member_network(the_table.space, genotype_of(row), loaded.supernet, data)
+        provenance = {**_provenance(record, main.name, the_table, result),
                       "preprocessing": data.preprocessing.to_dict()}
-        result["export"] = write_export(network, table.space, provenance, export)
+        result["export"] = write_export(network, the_table.space, provenance, export)
     if verify:
-        result.update(_verify(table, chosen_backend, row, factor))
+        result.update(_verify(main, row, factor))
     if plot is not None:
         from search.plot import plot_family
 
-        plot_family(members, table.space, chosen_backend, row, max_latency_ms, plot,
-                    f"{table.meta.get('device_name')}: {run_dir.name}")
+        plot_family(members, the_table.space, [d.panel() for d in devices], row, plot,
+                    run_dir.name)
         result["plot"] = str(plot)
     if json_output:
         typer.echo(json.dumps(result))
@@ -121,30 +143,99 @@ def pick(
         _print(result)
 
 
-def _recalibrate(table: LatencyTable, backend: str) -> dict[str, float]:
+@dataclass(frozen=True)
+class Device:
+    """One table pricing the family: the device it measured, whose latency counts, a budget."""
+
+    name: str  # the table's path as given
+    table: LatencyTable
+    backend: str
+    budget_ms: float | None
+    index: int = 0  # its place among --budget's devices
+
+    @property
+    def budget(self) -> Budget:
+        from search.pick import Budget
+        from search.pricing import device_column
+
+        return Budget(self.name, self.backend, self.budget_ms or math.inf,
+                      device_column(self.index))
+
+    def describe(self, row: pd.Series) -> dict[str, object]:
+        """What --json lists for each device."""
+        return {"table": self.name, "table_fingerprint": self.table.fingerprint,
+                "device": self.table.device, "device_name": self.table.meta.get("device_name"),
+                "backend": self.backend, "budget_ms": self.budget_ms,
+                "predicted_latency_ms": float(row[self.budget.column])}
+
+    def panel(self) -> tuple[str, str, float | None]:
+        """(title, members' column, budget) of this device's trade-off plot."""
+        return (f"{self.table.meta.get('device_name')} ({self.backend})", self.budget.column,
+                self.budget_ms)
+
+
+def _device(name: str, backend: str | None, config: dict, run_table: LatencyTable,
+            run_dir: Path, budget_ms: float | None, index: int = 0) -> Device:
+    """A table of the run's space and the backend whose latency counts on it: --backend, else
+    the search's when the table has it, else the table's only one."""
+    from latency.errors import UserError
+    from latency.table import TableError, read_table
+    from search.pricing import check_same_space
+
+    try:
+        table = run_table if name == str(config["table_path"]) else read_table(name)
+    except TableError as exc:
+        raise UserError(f"{name}: {exc}") from None
+    check_same_space(table, run_table, name, run_dir)
+    searched = str(config["backend"])
+    chosen = backend or (searched if searched in table.backends or len(table.backends) != 1
+                         else table.backends[0])
+    if chosen not in table.backends:
+        raise UserError(f"{name} has no {chosen} entries (it has "
+                        f"{', '.join(table.backends)}): pass --backend with one of them")
+    if table.calibration(chosen) is None:
+        warn(f"{name} has no calibration for {chosen}: latencies are the uncalibrated sum of "
+             f"entries")
+    return Device(name, table, chosen, budget_ms, index)
+
+
+def _measured_here(device: Device, option: str) -> LatencyTable:
+    """The device's table, refused when it was measured elsewhere (through a bundle)."""
+    from latency.errors import UserError
+
+    table = device.table
+    if "bundle_id" in table.meta:
+        raise UserError(f"{option} measures on this machine, but {device.name} was measured on "
+                        f"{table.meta.get('device_name')} through a bundle: drop {option}, and "
+                        f"measure the export there")
+    return table
+
+
+def _recalibrate(device: Device) -> dict[str, float]:
     """The drift of the table's reference networks measured now, and the factor it scales
     predictions by."""
     from latency.errors import UserError
     from latency.validate import drift_factor, measure_now, reference_networks
 
-    references, _ = reference_networks(table, backend)
+    table = _measured_here(device, "--recalibrate")
+    references, _ = reference_networks(table, device.backend)
     if not references:
-        raise UserError(f"--recalibrate: the table has no {backend} calibration networks to "
-                        f"re-measure; re-profile with `hwnas profile`")
-    _, drift = measure_now(table, backend, [])
+        raise UserError(f"--recalibrate: {device.name} has no {device.backend} calibration "
+                        f"networks to re-measure; re-profile with `hwnas profile`")
+    _, drift = measure_now(table, device.backend, [])
     return {"drift_pct": drift, "factor": drift_factor(drift),  # type: ignore[dict-item]
             "references": len(references)}
 
 
-def _verify(table: LatencyTable, backend: str, row: pd.Series,
-            factor: float) -> dict[str, object]:
+def _verify(device: Device, row: pd.Series, factor: float) -> dict[str, object]:
     """The pick measured as deployed, its prediction's error raw (as the table says) and
     corrected by the drift the reference networks show during the same measurement."""
     from latency.validate import NOISY_PCT, drift_factor, error_pct, measure_now
-    from search.pick import genotype_of, latency_column
+    from search.pick import genotype_of
 
-    (measured,), drift = measure_now(table, backend, [genotype_of(row)])
-    raw_ms = float(row[latency_column(backend)]) / factor
+    table = _measured_here(device, "--verify")
+    (measured,), drift = measure_now(table, device.backend, [genotype_of(row)])
+    raw_ms = float(row[device.budget.column]) / factor
     if drift is not None and abs(drift) > NOISY_PCT:
         pace = "slower" if drift > 0 else "faster"
         warn(f"this machine runs the profile's calibration networks {abs(drift):.1f}% "
@@ -155,11 +246,12 @@ def _verify(table: LatencyTable, backend: str, row: pd.Series,
             "error_pct_corrected": error_pct(raw_ms * drift_factor(drift), measured)}
 
 
-def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str, backend: str,
-                factor: float) -> pd.Series:
-    """The member at the --penalty vector (swept before, or described now, its prediction
-    scaled like the family's)."""
-    from search.pick import latency_column, member_row, parse_penalty
+def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str,
+                devices: list[Device], now: list[str], factor: float) -> pd.Series:
+    """The member at the --penalty vector (swept before, or described and priced now, its
+    `now` columns scaled by `factor` like the family's)."""
+    from search.pick import latency_column, member_row, parse_penalty, rescaled
+    from search.pricing import latencies
     from search.sweep import describe
 
     s, normalised = parse_penalty(penalty, loaded.space)
@@ -170,8 +262,12 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str, backend:
     if row is None:  # a point the sweep did not visit gave a new architecture
         import pandas as pd
 
-        row = pd.Series(describe(loaded, genotype, s, loaded.data()))
-        row[latency_column(backend)] *= factor
+        described = describe(loaded, genotype, s, loaded.data())
+        for device in devices:
+            priced = latencies([genotype.to_json()], device.table).iloc[0]
+            described[latency_column(device.backend)] = priced[latency_column(device.backend)]
+            described[device.budget.column] = priced[latency_column(device.backend)]
+        row = rescaled(pd.Series(described), now, factor)
     row = row.copy()
     row["s"] = [float(v) for v in s]
     return row
@@ -191,7 +287,7 @@ def _test_accuracy(run_dir: Path, row: pd.Series, loaded: LoadedRun | None) -> f
     return member_test_accuracy(loaded or load_run(run_dir), genotype_of(row))
 
 
-def _provenance(record: dict[str, object], table: LatencyTable,
+def _provenance(record: dict[str, object], table_path: str, table: LatencyTable,
                 result: dict[str, object]) -> dict[str, object]:
     """What an export carries so a result can be traced and reproduced."""
     from importlib import metadata
@@ -203,7 +299,7 @@ def _provenance(record: dict[str, object], table: LatencyTable,
                                       "device")},
             "recalibration": result.get("recalibration"),
             "device_name": table.meta.get("device_name"),
-            "table_path": record["table"]["path"],  # type: ignore[index]
+            "table_path": table_path,
             "seed": config["seed"], "dataset": config["dataset"],
             "space": table.space.to_dict(), "hwnas": metadata.version("hwnas")}
 

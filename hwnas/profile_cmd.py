@@ -26,6 +26,9 @@ def profile(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(
         help="Batch size to measure at (default: the space's, 1).", min=1)] = None,
+    classes: Annotated[int | None, typer.Option(
+        help="Classes of your data set, the head's outputs (default: the space's, 10).",
+        min=2)] = None,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every backend.", min=1)] = 1,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted profile from its progress file beside --out.")] = False,
@@ -49,14 +52,14 @@ def profile(
         if backend or resume:
             raise UserError("--bundle measures onnxruntime on the target and cannot be resumed:"
                             " drop --backend and --resume")
-        write_bundle(bundle, _space(space, batch_size), seed, calibration_networks)
+        write_bundle(bundle, _space(space, batch_size, classes), seed, calibration_networks)
         return
     chosen = tuple(dict.fromkeys(backend or BACKENDS))
     unknown = [name for name in chosen if name not in BACKENDS]
     if unknown:
         raise UserError(f"unknown backend {', '.join(unknown)}: use {' and/or '.join(BACKENDS)}")
-    config = ProfileConfig(_space(space, batch_size), parse_device(device), chosen, threads,
-                           seed=seed, calibration_networks=calibration_networks)
+    config = ProfileConfig(_space(space, batch_size, classes), parse_device(device), chosen,
+                           threads, seed=seed, calibration_networks=calibration_networks)
     with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
         table = run_profile(config, out, resume, RichHooks(progress).hooks())
     console.print(f"wrote {out}: {len(table.rows)} entries in "
@@ -64,8 +67,8 @@ def profile(
     print_summary(table)
 
 
-
-def _space(name_or_path: str, batch_size: int | None) -> SearchSpace:
+def _space(name_or_path: str, batch_size: int | None, classes: int | None) -> SearchSpace:
+    """The space named, with the batch size and class count the options override."""
     import dataclasses
 
     from latency.space import load_space
@@ -73,6 +76,8 @@ def _space(name_or_path: str, batch_size: int | None) -> SearchSpace:
     the_space = load_space(name_or_path)
     if batch_size is not None:
         the_space = dataclasses.replace(the_space, batch_size=batch_size)
+    if classes is not None:
+        the_space = dataclasses.replace(the_space, classes=classes)
     return the_space
 
 

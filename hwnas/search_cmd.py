@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
-from hwnas.console import console
-from search.config import SearchConfig
-
-
-class Dataset(StrEnum):
-    digits = "digits"
-    fashion_mnist = "fashion-mnist"
-    cifar10 = "cifar10"
+from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
+from search.config import DATASETS, SearchConfig, dataset_label
 
 
 class Backend(StrEnum):
@@ -34,15 +29,17 @@ class Sampling(StrEnum):
 
 
 _D = SearchConfig(table_path="")  # the library's defaults: one source for --help and runs
-_DATASET, _BACKEND, _DEVICE = Dataset(_D.dataset), Backend(_D.backend), Device(_D.device)
+_BACKEND, _DEVICE = Backend(_D.backend), Device(_D.device)
 _SAMPLING = Sampling(_D.sampling)
 _DATA_DIR, _OUT = Path(_D.data_dir), Path(_D.out)
 
 
 def search(
     table: Annotated[Path, typer.Option(help="Latency table from `hwnas profile`.")],
-    dataset: Annotated[Dataset, typer.Option(
-        help="Training data; digits ships with scikit-learn.")] = _DATASET,
+    dataset: Annotated[str, typer.Option(
+        help="digits (ships with scikit-learn), fashion-mnist, cifar10, a folder of class "
+             "folders (DIR/train/<class>/..., optional DIR/test/<class>/...) or a .npz file "
+             "(x_train, y_train, optional x_test, y_test).")] = _D.dataset,
     data_dir: Annotated[Path, typer.Option(
         help="Folder holding fashion-mnist / cifar10.")] = _DATA_DIR,
     download: Annotated[bool, typer.Option(
@@ -79,12 +76,12 @@ def search(
     from search.train import EpochMetrics, run_search
 
     config = SearchConfig(
-        table_path=str(table), backend=backend.value, dataset=dataset.value,
+        table_path=str(table), backend=backend.value, dataset=_data_path(dataset),
         data_dir=str(data_dir), download=download, limit_train=limit_train, epochs=epochs,
         batch_size=batch_size, kappa=kappa, beta=beta, sigma=sigma,
         latency_weight=latency_weight, sampling=sampling.value, seed=seed,
         device=device.value, out=str(out),
-        name=name or f"{table.stem}-{dataset.value}-seed{seed}", resume=resume)
+        name=name or f"{table.stem}-{dataset_label(dataset)}-seed{seed}", resume=resume)
     lut = read_table(table)
     console.print(f"search: space {lut.space.name}, table {table} ({lut.device}, "
                   f"{config.backend}), {config.dataset}, {config.sampling} sampling, "
@@ -98,7 +95,8 @@ def search(
                       f"[{m.train_s:.1f} s]")
 
     try:
-        result = run_search(config, lut, progress=show)
+        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as bar:
+            result = run_search(config, lut, progress=show, hooks=RichHooks(bar).hooks())
     except KeyboardInterrupt:
         console.print(f"interrupted: the last finished epoch is saved; continue with the same "
                       f"options and --resume --name {config.name}")
@@ -110,3 +108,10 @@ def search(
     summary.add_row(str(last.epoch), f"{last.val_acc_uniform:.3f}", f"{last.val_acc_dev:.3f}",
                     f"{last.arch_ms_dev:.3f}")
     console.print(summary)
+
+
+def _data_path(dataset: str) -> str:
+    """A built-in name as it is; a folder or file as an absolute path, so `pick` finds it
+    from anywhere."""
+    return dataset if dataset in DATASETS or not Path(dataset).exists() else str(
+        Path(dataset).resolve())

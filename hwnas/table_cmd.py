@@ -1,4 +1,5 @@
-"""`hwnas table show|import`: summarise a latency table; make one from a target's results."""
+"""`hwnas table show|import|compare`: summarise a table, make one from a target's bundle
+results, and compare two."""
 
 from __future__ import annotations
 
@@ -40,6 +41,59 @@ def import_results(
                   f"{table.meta['device_name']} ({table.meta['target']['provider']}, "  # type: ignore[index]
                   f"{table.threads} thread(s))", highlight=False)
     print_summary(table)
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="Table A.")],
+    b: Annotated[Path, typer.Argument(help="Table B, of the same space.")],
+    backend_a: Annotated[str | None, typer.Option(
+        help="A's backend (default: onnxruntime when both have it, else one they share).")
+    ] = None,
+    backend_b: Annotated[str | None, typer.Option(help="B's backend (default: as for A).")
+                         ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Two tables side by side: per op and per entry, the ratio B/A, each table's s_dev, and
+    where the two devices rank the operations differently."""
+    import json
+
+    from latency.compare import compare as run_compare
+    from latency.compare import default_backend
+    from latency.table import read_table
+
+    table_a, table_b = read_table(a), read_table(b)
+    chosen_a = backend_a or default_backend(table_a, table_b)
+    chosen_b = backend_b or default_backend(table_b, table_a)
+    result = run_compare(table_a, table_b, chosen_a, chosen_b)
+    if json_output:
+        typer.echo(json.dumps({"a": str(a), "b": str(b), "backend_a": chosen_a,
+                               "backend_b": chosen_b, **result.to_dict()}))
+        return
+    for name, path, table, backend in (("A", a, table_a, chosen_a), ("B", b, table_b, chosen_b)):
+        console.print(f"{name}: {path} — {table.meta.get('device_name')} ({table.device}, "
+                      f"{table.threads} thread(s)), {backend}, table {table.fingerprint}",
+                      highlight=False)
+    ops = Table(title="Each operation on every edge (ms, by the latency model) and s_dev")
+    for column in ("op", "A ms", "B ms", "B/A", "A s_dev", "B s_dev"):
+        ops.add_column(column, justify="left" if column == "op" else "right")
+    for row in result.ops.to_dict("records"):
+        ops.add_row(row["op"], f"{row['a_ms']:.3f}", f"{row['b_ms']:.3f}",
+                    "—" if row["ratio"] is None else f"{row['ratio']:.2f}",
+                    f"{row['a_s_dev']:.3f}", f"{row['b_s_dev']:.3f}")
+    console.print(ops)
+    entries = Table(title="Entries (latency: the lowest block median, ms)")
+    for column in ("entry", "A ms", "B ms", "B/A"):
+        entries.add_column(column, justify="left" if column == "entry" else "right")
+    for row in result.entries.to_dict("records"):
+        entries.add_row(row["entry"], f"{row['a_ms']:.4f}", f"{row['b_ms']:.4f}",
+                        f"{row['ratio']:.2f}")
+    console.print(entries)
+    if result.rank_changes:
+        console.print("The devices rank operations differently:")
+        for change in result.rank_changes:
+            console.print(f"  {change}", highlight=False)
+    else:
+        console.print("Both devices rank the operations alike, overall and at every shape.")
 
 
 def print_summary(table: LatencyTable) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from latency.errors import UserError
 
-DATASETS = ("digits", "fashion-mnist", "cifar10")
+DATASETS = ("digits", "fashion-mnist", "cifar10")  # built in; a folder or .npz path also works
 # How search/data.py cuts train / validation / test; bumped when the cut changes, recorded in
 # every run and in the family cache, so figures of runs cut another way are never mixed.
 SPLITS_VERSION = 2  # 1: train/validation only (before the test split)
@@ -29,7 +30,7 @@ class SearchConfig:
     # exported to ONNX and deployed on it, and eager PyTorch's per-call overhead would put a
     # slow host's whole family above a few-ms budget (docs/pick.md, "Which backend").
     backend: str = "onnxruntime"
-    dataset: str = "digits"  # digits (bundled) | fashion-mnist | cifar10
+    dataset: str = "digits"  # digits (bundled) | fashion-mnist | cifar10 | a folder | a .npz
     data_dir: str = "data"  # folder holding torchvision data sets (not used by digits)
     download: bool = False  # let torchvision download a missing data set
     limit_train: int | None = None  # use only the first N training images (quick runs)
@@ -65,8 +66,7 @@ class SearchConfig:
 
 def _check(config: SearchConfig) -> None:
     """One UserError per bad setting, naming the option and what it accepts."""
-    choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES,
-               "sampling": SAMPLINGS}
+    choices = {"backend": BACKENDS, "device": DEVICES, "sampling": SAMPLINGS}  # data: sources.py
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
             raise UserError(f"unknown {field} {getattr(config, field)!r}: use one of "
@@ -90,3 +90,9 @@ RESUMABLE_CHANGES = ("device", "resume", "data_dir", "download")
 
 # Fields added after runs were first written, with the value every older run used.
 LEGACY_VALUES: dict[str, object] = {"sampling": "soft"}
+
+
+def dataset_label(dataset: str) -> str:
+    """A short name of `--dataset` for run folders: the built-in name, or the file's or the
+    folder's stem."""
+    return dataset if dataset in DATASETS else Path(dataset).stem or "data"

@@ -7,33 +7,25 @@ never see). The splits depend on `SPLIT_SEED` only, never on a run's seed. Every
 resized to the space's input size and channel count and normalised with the training split's
 per-channel statistics; `Preprocessing` records that recipe so a deployed model can be fed.
 
-`digits` ships with scikit-learn (1,797 8×8 images), so the default run needs no download;
-Fashion-MNIST and CIFAR-10 load through torchvision from a local folder.
+The readers of every source (digits, Fashion-MNIST, CIFAR-10, the user's own folders and
+.npz files) live in `search/sources.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from latency.errors import UserError
+from latency.hooks import Hooks
 from latency.space import SearchSpace
+from search.sources import RawData, read_source
 
 SPLIT_SEED = 0  # the splits do not move with the run's seed
 TEST_FRACTION = 0.2  # share held out as the test split by data without a test split of its own
-
-# What torchvision looks for under --data-dir, for the error message when it is missing.
-EXPECTED_FILES = {
-    "fashion-mnist": [f"FashionMNIST/raw/{name}" for name in (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte")],
-    "cifar10": [f"cifar-10-batches-py/{name}" for name in (
-        *(f"data_batch_{i}" for i in range(1, 6)), "test_batch")],
-}
 
 
 @dataclass(frozen=True)
@@ -86,33 +78,19 @@ class Dataset:
     test: Split  # reported only: nothing is chosen on it
     classes: int
     preprocessing: Preprocessing
+    class_names: tuple[str, ...]  # label i is class_names[i]
 
     def to(self, device: torch.device) -> Dataset:
         return Dataset(self.train.to(device), self.val.to(device), self.test.to(device),
-                       self.classes, self.preprocessing)
-
-
-@dataclass(frozen=True)
-class RawData:
-    """A data set as read: images (N, C, H, W) float32 already divided by `scale`."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor | None  # None: the data set has no test split of its own
-    test_labels: torch.Tensor | None
-    scale: float
+                       self.classes, self.preprocessing, self.class_names)
 
 
 def load_dataset(name: str, space: SearchSpace, data_dir: str = "data",
                  download: bool = False, val_fraction: float = 0.2,
-                 limit_train: int | None = None) -> Dataset:
-    """The named data set fitted to `space`; every problem raises UserError with the fix."""
-    if name == "digits":
-        raw = _digits()
-    elif name in EXPECTED_FILES:
-        raw = _torchvision(name, Path(data_dir), download)
-    else:
-        raise UserError(f"unknown data set {name!r}: use digits, fashion-mnist or cifar10")
+                 limit_train: int | None = None, hooks: Hooks | None = None) -> Dataset:
+    """The data `--dataset name` means (`search/sources.py`) fitted to `space`; every problem
+    raises UserError with the fix; `hooks` see a big folder being read."""
+    raw = read_source(name, data_dir, download, space.input_size, hooks)
     return split_and_fit(raw, name, space, val_fraction, limit_train)
 
 
@@ -120,10 +98,11 @@ def split_and_fit(raw: RawData, name: str, space: SearchSpace, val_fraction: flo
                   limit_train: int | None = None) -> Dataset:
     """The three fixed splits of `raw`, fitted to `space` and normalised by the training
     split's statistics (`limit_train` shortens the training split only)."""
-    classes = int(raw.train_labels.max()) + 1
+    classes = len(raw.class_names)
     if space.classes != classes:
         raise UserError(f"space {space.name!r} has {space.classes} classes but data set "
-                        f"{name} has {classes}: profile a space with classes = {classes}")
+                        f"{name} has {classes}: profile a table for {classes} classes "
+                        f"(`hwnas profile --classes {classes}`) and search with it")
     images, labels = raw.train_images, raw.train_labels
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
     if raw.test_images is None or raw.test_labels is None:
@@ -133,6 +112,9 @@ def split_and_fit(raw: RawData, name: str, space: SearchSpace, val_fraction: flo
     else:
         test_images, test_labels = raw.test_images, raw.test_labels
     n_val = max(1, round(val_fraction * len(order)))
+    if len(order) - n_val < 1:
+        raise UserError(f"data set {name} has only {len(labels)} training images, too few for "
+                        f"a training, a validation and a test split: add images")
     val_index, train_index = order[:n_val], order[n_val:]
     if limit_train is not None:
         train_index = train_index[:limit_train]
@@ -148,35 +130,7 @@ def split_and_fit(raw: RawData, name: str, space: SearchSpace, val_fraction: flo
     return Dataset(Split(normalised(train), labels[train_index]),
                    Split(normalised(_fit(images[val_index], space)), labels[val_index]),
                    Split(normalised(_fit(test_images, space)), test_labels),
-                   classes, preprocessing)
-
-
-def _digits() -> RawData:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return RawData(images, torch.tensor(bunch.target, dtype=torch.long), None, None, 16.0)
-
-
-def _torchvision(name: str, root: Path, download: bool) -> RawData:
-    from torchvision import datasets
-
-    kind = datasets.FashionMNIST if name == "fashion-mnist" else datasets.CIFAR10
-    try:
-        train = kind(str(root), train=True, download=download)
-        test = kind(str(root), train=False, download=download)
-    except RuntimeError:
-        expected = ", ".join(str(root / path) for path in EXPECTED_FILES[name])
-        raise UserError(f"{name} not found: expected {expected}; pass --download on a machine "
-                        f"online, or copy the files there and set --data-dir") from None
-
-    def images(data) -> torch.Tensor:  # uint8 (N, H, W) or (N, H, W, C) → float (N, C, H, W)
-        x = torch.as_tensor(data.data).float() / 255.0
-        return (x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)).contiguous()
-
-    return RawData(images(train), torch.as_tensor(train.targets, dtype=torch.long),
-                   images(test), torch.as_tensor(test.targets, dtype=torch.long), 255.0)
+                   classes, preprocessing, raw.class_names)
 
 
 def _fit(images: torch.Tensor, space: SearchSpace) -> torch.Tensor:

@@ -1,10 +1,13 @@
-"""The family cache in a run folder (`family.parquet`), readable without torch, and the test
-accuracy of the members `pick` has chosen (`pick_test.json`).
+"""The family caches in a run folder, readable without torch, and the test accuracy of the
+members `pick` has chosen (`pick_test.json`).
 
-A family cache is valid for one checkpoint (its size and modification time) and one table
-(its fingerprint): a resumed run or a re-profiled table makes it stale, and the family is
-swept again. The family holds validation accuracies only: a test figure is computed for a
-pick, after it was chosen, and kept apart so nothing can ever be chosen on it.
+`family.parquet` holds each member's validation accuracy, size, op counts and where it was met:
+computed once per checkpoint. `family-latency-<fingerprint>.parquet` holds each member's
+predicted latency on one table, one file per table fingerprint, so pricing the family with
+another device's table (`pick --table`) needs no network and answers from the cache the second
+time. A cache is valid for one checkpoint (its size and modification time) and one table: a
+resumed run or a re-profiled table makes it stale, and it is computed again. A test figure is
+computed for a pick, after it was chosen, and kept apart so nothing can ever be chosen on it.
 """
 
 from __future__ import annotations
@@ -30,14 +33,35 @@ def checkpoint_key(run_dir: Path) -> list[int]:
     return [checkpoint.st_size, checkpoint.st_mtime_ns]
 
 
+def latency_file(table_fingerprint: str) -> str:
+    return f"family-latency-{table_fingerprint}.parquet"
+
+
 def cache_key(run_dir: Path, table_fingerprint: str) -> dict[str, object]:
     return {"checkpoint": checkpoint_key(run_dir), "table": table_fingerprint,
             "splits": SPLITS_VERSION}
 
 
 def read_cached(run_dir: Path, table_fingerprint: str) -> pd.DataFrame | None:
-    """The cached family when it was made from this checkpoint and table, else None."""
-    path = run_dir / FAMILY_FILE
+    """The members (accuracies) when swept from this checkpoint and the run's table."""
+    return _read(run_dir, FAMILY_FILE, table_fingerprint)
+
+
+def write_cache(run_dir: Path, table_fingerprint: str, members: pd.DataFrame) -> None:
+    _write(run_dir, FAMILY_FILE, table_fingerprint, members)
+
+
+def read_latencies(run_dir: Path, table_fingerprint: str) -> pd.DataFrame | None:
+    """Predicted latencies of this checkpoint's members on the table with this fingerprint."""
+    return _read(run_dir, latency_file(table_fingerprint), table_fingerprint)
+
+
+def write_latencies(run_dir: Path, table_fingerprint: str, latencies: pd.DataFrame) -> None:
+    _write(run_dir, latency_file(table_fingerprint), table_fingerprint, latencies)
+
+
+def _read(run_dir: Path, name: str, table_fingerprint: str) -> pd.DataFrame | None:
+    path = run_dir / name
     if not path.is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
         return None
     stored = pq.read_table(path)
@@ -47,11 +71,11 @@ def read_cached(run_dir: Path, table_fingerprint: str) -> pd.DataFrame | None:
     return stored.to_pandas()
 
 
-def write_cache(run_dir: Path, table_fingerprint: str, members: pd.DataFrame) -> None:
-    arrow = pa.Table.from_pandas(members, preserve_index=False)
+def _write(run_dir: Path, name: str, table_fingerprint: str, frame: pd.DataFrame) -> None:
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
     key = json.dumps(cache_key(run_dir, table_fingerprint)).encode()
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), FAMILY_KEY: key})
-    atomic_write(run_dir / FAMILY_FILE, lambda tmp: pq.write_table(arrow, tmp))
+    atomic_write(run_dir / name, lambda tmp: pq.write_table(arrow, tmp))
 
 
 def _pick_tests(run_dir: Path) -> dict[str, float]:

@@ -7,7 +7,9 @@ tensor is needed), so a second pick answers in well under a second of work."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
@@ -24,29 +26,67 @@ def latency_column(backend: str) -> str:
     return f"predicted_ms_{backend}"
 
 
-def best_under(members: pd.DataFrame, budget_ms: float, backend: str) -> pd.Series:
-    """Highest accuracy among members predicted within `budget_ms`; ties: lower latency."""
-    column = latency_column(backend)
-    if column not in members:
-        known = [c.removeprefix("predicted_ms_") for c in members if c.startswith("predicted_ms_")]
-        raise UserError(f"the run's table has no {backend} entries: use --backend "
-                        f"{' or '.join(known)}")
-    fitting = members[members[column] <= budget_ms]
-    if fitting.empty:
-        fastest = members.loc[members[column].idxmin()]
-        raise UserError(f"no member of the family is predicted under {budget_ms:g} ms on "
-                        f"{backend}: the fastest takes {fastest[column]:.3f} ms (accuracy "
-                        f"{fastest['accuracy']:.3f}); raise --max-latency-ms")
-    ranked = fitting.sort_values(["accuracy", column], ascending=[False, True])
+@dataclass(frozen=True)
+class Budget:
+    """A latency budget on one device: the members' column of its predicted latency."""
+
+    name: str  # the device's table, as the user named it
+    backend: str
+    budget_ms: float
+    column: str
+
+
+def best_within(members: pd.DataFrame, budgets: list[Budget]) -> pd.Series:
+    """Highest accuracy among members predicted within every budget; ties: lower latency on
+    the first. When none fits, the error names the budget that binds and its fastest member."""
+    fits = pd.Series(True, index=members.index)
+    for budget in budgets:
+        fits &= members[budget.column] <= budget.budget_ms
+    if not fits.any():
+        raise UserError(_binding(members, budgets))
+    ranked = members[fits].sort_values(["accuracy", budgets[0].column], ascending=[False, True])
     return ranked.iloc[0]
 
 
-def rescaled(members: pd.DataFrame, backend: str, factor: float) -> pd.DataFrame:
-    """The family with `backend`'s predictions scaled by `factor`: the machine's drift since
-    the profile, measured by `pick --recalibrate`."""
-    column = latency_column(backend)
+def _binding(members: pd.DataFrame, budgets: list[Budget]) -> str:
+    """The message when no member fits: the budget fewest members fit binds."""
+    counts = [int((members[b.column] <= b.budget_ms).sum()) for b in budgets]
+    budget = budgets[counts.index(min(counts))]
+    fastest = members.loc[members[budget.column].idxmin()]
+    if len(budgets) == 1:
+        return (f"no member of the family is predicted under {budget.budget_ms:g} ms on "
+                f"{budget.backend}: the fastest takes {fastest[budget.column]:.3f} ms (accuracy "
+                f"{fastest['accuracy']:.3f}); raise the budget")
+    return (f"no member of the family fits every budget: {budget.name} ({budget.backend}, "
+            f"{budget.budget_ms:g} ms) binds; the fastest member there takes "
+            f"{fastest[budget.column]:.3f} ms (accuracy {fastest['accuracy']:.3f}); raise "
+            f"that budget")
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    """`--budget TABLE=MS` → (TABLE, MS), MS a positive number."""
+    table, sep, value = text.rpartition("=")
+    if not sep or not table:
+        raise UserError(f"--budget {text}: write TABLE=MS, e.g. --budget "
+                        f"tables/board.parquet=12")
+    try:
+        budget_ms = float(value)
+    except ValueError:
+        budget_ms = math.nan
+    if not math.isfinite(budget_ms) or budget_ms <= 0:
+        raise UserError(f"--budget {text}: {value!r} is not a positive number of milliseconds")
+    return table, budget_ms
+
+
+Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
+
+
+def rescaled(members: Frame, columns: list[str], factor: float) -> Frame:
+    """The family (or one member) with the predictions in `columns` scaled by `factor`: the
+    machine's drift since the profile, measured by `pick --recalibrate`."""
     scaled = members.copy()
-    scaled[column] = scaled[column] * factor
+    for column in dict.fromkeys(columns):
+        scaled[column] = scaled[column] * factor
     return scaled
 
 

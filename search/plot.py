@@ -10,7 +10,7 @@ import pandas as pd
 
 from latency.space import SearchSpace
 from latency.table import atomic_write
-from search.pick import genotype_of, latency_column
+from search.pick import genotype_of
 
 
 def pareto_front(members: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -24,29 +24,33 @@ def pareto_front(members: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(front)
 
 
-def plot_family(members: pd.DataFrame, space: SearchSpace, backend: str, pick: pd.Series,
-                budget_ms: float | None, path: Path, title: str) -> None:
+def plot_family(members: pd.DataFrame, space: SearchSpace,
+                panels: list[tuple[str, str, float | None]], pick: pd.Series, path: Path,
+                title: str) -> None:
+    """One trade-off panel per device (title, the members' latency column, its budget), and
+    the pick's operation counts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    column = latency_column(backend)
-    figure, (trade_off, counts) = plt.subplots(1, 2, figsize=(11, 4.5),
-                                               gridspec_kw={"width_ratios": [3, 2]})
-    trade_off.scatter(members[column], members["accuracy"], s=18, color="tab:gray",
-                      label=f"family ({len(members)} architectures)")
-    front = pareto_front(members, column)
-    trade_off.step(front[column], front["accuracy"], where="post", color="tab:blue",
-                   label="Pareto front")
-    if budget_ms is not None:
-        trade_off.axvline(budget_ms, color="tab:red", linestyle="--",
-                          label=f"budget {budget_ms:g} ms")
-    trade_off.scatter([pick[column]], [pick["accuracy"]], s=90, marker="*", color="tab:red",
-                      zorder=3, label="pick")
-    trade_off.set(xlabel=f"predicted latency, {backend} (ms)", ylabel="validation accuracy",
-                  title=title)
-    trade_off.legend(loc="lower right")
+    figure, axes = plt.subplots(1, len(panels) + 1, figsize=(5.5 * len(panels) + 4.5, 4.5),
+                                gridspec_kw={"width_ratios": [3] * len(panels) + [2]})
+    for trade_off, (device, column, budget_ms) in zip(axes, panels, strict=False):
+        trade_off.scatter(members[column], members["accuracy"], s=18, color="tab:gray",
+                          label=f"family ({len(members)} architectures)")
+        front = pareto_front(members, column)
+        trade_off.step(front[column], front["accuracy"], where="post", color="tab:blue",
+                       label="Pareto front")
+        if budget_ms is not None:
+            trade_off.axvline(budget_ms, color="tab:red", linestyle="--",
+                              label=f"budget {budget_ms:g} ms")
+        trade_off.scatter([pick[column]], [pick["accuracy"]], s=90, marker="*",
+                          color="tab:red", zorder=3, label="pick")
+        trade_off.set(xlabel=f"predicted latency on {device} (ms)",
+                      ylabel="validation accuracy", title=title)
+        trade_off.legend(loc="lower right")
+    counts = axes[-1]
     genotype = genotype_of(pick)
     width = 0.4
     positions = range(len(space.ops))

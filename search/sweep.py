@@ -2,12 +2,11 @@
 architectures, and describe each (accuracy, parameters, op counts, predicted latency).
 
 The family is cached in the run folder (`search/family_cache.py`), so a second `pick` with
-another budget reads it instead of sweeping.
+another budget, or with another device's table, reads it instead of sweeping.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ from latency.errors import UserError
 from latency.hooks import Hooks
 from latency.network import Genotype, Network
 from latency.penalty import device_penalty
-from latency.predict import LatencyModel, latency_model
 from latency.space import SearchSpace
 from latency.table import LatencyTable
 from search.config import SearchConfig
@@ -31,6 +29,7 @@ from search.family import op_counts, penalty_on, simplex_grid, uniform_penalty
 from search.family_cache import read_cached, write_cache, write_test_accuracy
 from search.hypernet import Hypernetwork, reference_points
 from search.latency_terms import CELL_TYPES
+from search.pricing import priced
 from search.run_folder import RunFolder, read_run_record
 from search.supernet import build_supernet
 
@@ -54,23 +53,18 @@ class LoadedRun:
     def space(self) -> SearchSpace:
         return self.table.space
 
-    @functools.cached_property
-    def latency_models(self) -> dict[str, LatencyModel]:
-        """The table's latency model for each of its backends, built once per run."""
-        return {backend: latency_model(self.table, backend, warn=False)
-                for backend in self.table.backends}
-
     def arch(self, s: torch.Tensor) -> Genotype:
         """arch(s): the argmax op of every edge at penalty vector s."""
         with torch.no_grad():
             return arch_at(self.space, self.hypernet(s))
 
-    def data(self) -> Dataset:
+    def data(self, hooks: Hooks | None = None) -> Dataset:
         """The run's data set, read once (a big folder of images takes a while)."""
         if self._data is None:
             config = self.config
             self._data = load_dataset(config.dataset, self.space, config.data_dir,
-                                      config.download, config.val_fraction, config.limit_train)
+                                      config.download, config.val_fraction, config.limit_train,
+                                      hooks)
         return self._data
 
 
@@ -117,7 +111,7 @@ def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
         genotype = run.arch(s)
         first_s.setdefault(genotype, s)
         hits[genotype] = hits.get(genotype, 0) + 1
-    data = run.data()
+    data = run.data(hooks)
     hooks.start("evaluating", len(first_s))
     rows = []
     for genotype, s in first_s.items():
@@ -128,26 +122,26 @@ def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
 
 def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
              data: Dataset) -> dict[str, object]:
-    """Accuracy, size, op counts and predicted latency (every backend) of one member."""
+    """Accuracy, size and op counts of one member (`search.pricing` adds its latencies)."""
     network, accuracy = member_network(run.space, genotype, run.supernet, data)
     row: dict[str, object] = {"genotype": genotype.to_json(), "s": [float(v) for v in s],
                               "accuracy": accuracy, "params": parameter_count(network)}
     for op, count in op_counts(run.space, genotype).items():
         row[f"count_{op}"] = count
-    for backend, model in run.latency_models.items():
-        row[f"predicted_ms_{backend}"] = model.predict_ms(genotype)
     return row
 
 
-def family(run: LoadedRun, hooks: Hooks | None = None) -> tuple[pd.DataFrame, bool]:
-    """The cached family when it matches this checkpoint and table, else a fresh sweep
-    (written to the cache). Returns (family, came_from_cache)."""
-    cached = read_cached(run.path, run.table.fingerprint)
-    if cached is not None:
-        return cached, True
-    members = sweep(run, hooks)
-    write_cache(run.path, run.table.fingerprint, members)
-    return members, False
+def family(run: LoadedRun, hooks: Hooks | None = None,
+           table: LatencyTable | None = None) -> tuple[pd.DataFrame, bool]:
+    """The family priced on `table` (default: the run's): the cached members when they match
+    this checkpoint, else a fresh sweep (written to the cache). Returns (family,
+    members_came_from_cache)."""
+    members = read_cached(run.path, run.table.fingerprint)
+    cached = members is not None
+    if members is None:
+        members = sweep(run, hooks)
+        write_cache(run.path, run.table.fingerprint, members)
+    return priced(run.path, members, table or run.table), cached
 
 
 def member_test_accuracy(run: LoadedRun, genotype: Genotype) -> float:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from latency.errors import UserError
+from latency.hooks import Hooks
 from latency.network import Network
 from latency.space import SearchSpace
 from latency.table import LatencyTable
@@ -72,13 +73,15 @@ Progress = Callable[[EpochMetrics], None]
 
 
 def run_search(config: SearchConfig, table: LatencyTable,
-               progress: Progress | None = None) -> SearchResult:
-    """Train (or resume) the run `config` describes on `table`'s space and latencies."""
+               progress: Progress | None = None, hooks: Hooks | None = None) -> SearchResult:
+    """Train (or resume) the run `config` describes on `table`'s space and latencies;
+    `hooks` see the data being read (a big folder takes a while) and the epochs."""
+    hooks = hooks or Hooks()
     device = resolve_device(config.device)
     space = table.space
     terms = latency_terms(table, config.backend).to(device)
     data = load_dataset(config.dataset, space, config.data_dir, config.download,
-                        config.val_fraction, config.limit_train).to(device)
+                        config.val_fraction, config.limit_train, hooks).to(device)
     run = open_run(config, table)  # only after every check: a failed start writes nothing
 
     state = build_state(config, space, device)
@@ -88,10 +91,12 @@ def run_search(config: SearchConfig, table: LatencyTable,
         state.load_state_dict(checkpoint["state"])  # type: ignore[arg-type]
         metrics = [EpochMetrics(**row) for row in checkpoint["metrics"]]  # type: ignore[union-attr]
     objective = Objective(terms, config.kappa, config.beta, config.latency_weight)
+    hooks.start("epochs", config.epochs - len(metrics))
     for epoch in range(len(metrics), config.epochs):
         row = train_epoch(state, objective, data, config, space, epoch)
         metrics.append(row)
         save(run, state, metrics)
+        hooks.advance(f"epoch {epoch + 1}")
         if progress is not None:
             progress(row)
     return SearchResult(run.path, metrics, state, terms)

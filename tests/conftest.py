@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from latency import keys
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
 from latency.table import LatencyTable
+from latency.timing import TimingSettings
 
+# Timing short enough for tests: a handful of tiny blocks per entry.
+QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
+                       min_rounds=2, max_rounds=3)
+BUNDLE_NETWORKS = 3  # calibration networks in the test bundle
 TINY_SPACE = SearchSpace("tiny", ("max_pool_3x3", "skip_connect", "conv_3x3"), channels=4,
                          input_size=8, nodes=2)
 
@@ -44,3 +54,36 @@ def tiny_space() -> SearchSpace:
 @pytest.fixture
 def tiny_table() -> LatencyTable:
     return synthetic_table(TINY_SPACE)
+
+
+def run_without_torch(bundle: Path, out: Path, *args: str,
+                      shadow: Path) -> subprocess.CompletedProcess[str]:
+    """`python BUNDLE/run.py` in a process where torch and pandas raise ImportError and the
+    project itself is not on the path: only the bundle's own files can be used."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(shadow)
+    return subprocess.run([sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
+                          env=env, cwd=shadow, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def shadow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A path entry whose torch and pandas raise ImportError."""
+    folder = tmp_path_factory.mktemp("shadow")
+    for module in ("torch", "pandas"):
+        (folder / f"{module}.py").write_text(f"raise ImportError('no {module} on the target')\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def measured(tmp_path_factory: pytest.TempPathFactory, shadow: Path) -> tuple[Path, Path]:
+    """A tiny bundle and the results its runner wrote in a process without torch."""
+    from latency.bundle import write_bundle
+
+    folder = tmp_path_factory.mktemp("bundle")
+    bundle = folder / "tiny"
+    write_bundle(TINY_SPACE, bundle, calibration_networks=BUNDLE_NETWORKS, timing=QUICK)
+    results = folder / "results.json"
+    done = run_without_torch(bundle, results, shadow=shadow)
+    assert done.returncode == 0, done.stderr
+    return bundle, results

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SPACE
+from conftest import BUNDLE_NETWORKS, QUICK, TINY_SPACE, run_without_torch
 from typer.testing import CliRunner
 
 from hwnas.cli import app
@@ -22,42 +22,8 @@ from latency.errors import UserError
 from latency.space import enumerate_entries, overhead_entries
 from latency.table import read_table
 from latency.table_import import import_results
-from latency.timing import TimingSettings
 
-QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
-                       min_rounds=2, max_rounds=3)
-NETWORKS = 3
 runner = CliRunner()
-
-
-def run_without_torch(bundle: Path, out: Path, *args: str,
-                      shadow: Path) -> subprocess.CompletedProcess[str]:
-    """`python BUNDLE/run.py` in a process where torch and pandas raise ImportError and the
-    project itself is not on the path: only the bundle's own files can be used."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(shadow)
-    return subprocess.run([sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
-                          env=env, cwd=shadow, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def shadow(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shadow")
-    for module in ("torch", "pandas"):
-        (folder / f"{module}.py").write_text(f"raise ImportError('no {module} on the target')\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory, shadow: Path) -> tuple[Path, Path]:
-    """A tiny bundle and the results its runner wrote without torch."""
-    folder = tmp_path_factory.mktemp("bundle")
-    bundle = folder / "tiny"
-    write_bundle(TINY_SPACE, bundle, calibration_networks=NETWORKS, timing=QUICK)
-    results = folder / "results.json"
-    done = run_without_torch(bundle, results, shadow=shadow)
-    assert done.returncode == 0, done.stderr
-    return bundle, results
 
 
 def test_the_shadow_really_hides_torch(shadow: Path, tmp_path: Path) -> None:
@@ -81,7 +47,7 @@ def test_runner_measures_every_entry_and_network_without_torch(
     manifest = target.read_manifest(bundle)
     entries = {*enumerate_entries(TINY_SPACE), *overhead_entries(TINY_SPACE)}
     assert {keys.EntryKey.from_row(e["key"]) for e in manifest["entries"]} == entries
-    assert len(results["blocks_ms"]) == len(entries) + NETWORKS * manifest["launches"]
+    assert len(results["blocks_ms"]) == len(entries) + BUNDLE_NETWORKS * manifest["launches"]
     for blocks in results["blocks_ms"].values():
         assert QUICK.min_rounds <= len(blocks) <= QUICK.max_rounds
         assert all(t > 0 for block in blocks for t in block)
@@ -103,7 +69,7 @@ def test_import_makes_a_calibrated_table_of_the_target(measured: tuple[Path, Pat
     stored = json.loads(results.read_text())
     assert table.meta["device_name"] == stored["machine"]["cpu_model"]
     assert table.meta["versions"]["onnxruntime"] == stored["machine"]["onnxruntime"]
-    assert table.calibration("onnxruntime")["networks"] == NETWORKS
+    assert table.calibration("onnxruntime")["networks"] == BUNDLE_NETWORKS
     first = target.read_manifest(bundle)["entries"][0]
     blocks = stored["blocks_ms"][first["id"]]
     lowest_median = min(statistics.median(block) for block in blocks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from latency.table import read_table, write_table
 from search.config import SearchConfig
 from search.derive import accuracy, inherit, member
 from search.family_cache import FAMILY_FILE, PICK_TEST_FILE
-from search.pick import best_under, latency_column, parse_penalty
+from search.pick import Budget, best_within, latency_column, parse_penalty
 from search.sweep import family, load_run
 from search.train import run_search
 
@@ -59,11 +60,12 @@ def test_pick_respects_the_budget(run_dir: Path) -> None:
     members, _ = family(load_run(run_dir))
     column = latency_column("torch")
     budget = float(members[column].median())
-    chosen = best_under(members, budget, "torch")
+    chosen = best_within(members, [Budget("t", "torch", budget, column)])
     assert chosen[column] <= budget
     assert chosen["accuracy"] == members[members[column] <= budget]["accuracy"].max()
     with pytest.raises(UserError, match="the fastest takes"):
-        best_under(members, float(members[column].min()) * 0.5, "torch")
+        best_within(members, [Budget("t", "torch", float(members[column].min()) * 0.5,
+                                     column)])
 
 
 def test_inherited_member_computes_what_the_supernet_does_with_one_hot_edges(
@@ -283,8 +285,9 @@ def test_pick_chooses_on_validation_and_reports_test_accuracy(run_dir: Path) -> 
 def test_a_run_from_before_the_test_split(run_dir: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()
-    for name in ("config.json", "checkpoint.pt"):
-        (old / name).write_bytes((run_dir / name).read_bytes())
+    family(load_run(run_dir))
+    for name in ("config.json", "checkpoint.pt", FAMILY_FILE):
+        shutil.copy2(run_dir / name, old / name)  # same mtime: the family cache stays valid
     record = json.loads((old / "config.json").read_text())
     del record["splits"]
     (old / "config.json").write_text(json.dumps(record))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from datetime import UTC, datetime, timedelta
@@ -40,16 +41,17 @@ def space_file(tmp_path: Path) -> Path:
 def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file: Path) -> None:
     out = tmp_path / "tables" / "tiny.parquet"
     result = runner.invoke(app, ["profile", "--space", str(space_file), "--out", str(out),
-                                 "--calibration-networks", "2"])
+                                 "--calibration-networks", "2", "--classes", "5"])
     assert result.exit_code == 0, result.output
     table = read_table(out)
-    expected = {*enumerate_entries(TINY_SPACE), *overhead_entries(TINY_SPACE)}
+    space = dataclasses.replace(TINY_SPACE, classes=5)  # --classes sizes the head
+    expected = {*enumerate_entries(space), *overhead_entries(space)}
     for backend in ("torch", "onnxruntime"):
         rows = table.rows[table.rows["backend"] == backend]
         assert {keys.EntryKey.from_row(r) for r in rows.to_dict("records")} == expected
     assert (table.rows["latency_ms"] > 0).all()
     assert (table.rows["latency_ms"] <= table.rows["median_ms"] + 1e-12).all()
-    assert table.meta["space"] == json.loads(json.dumps(TINY_SPACE.to_dict()))
+    assert table.meta["space"] == json.loads(json.dumps(space.to_dict()))
     assert table.meta["threads"] == 1 and table.meta["versions"]["torch"]
     assert not progress_path(out).exists()
     assert "s_dev" in result.output and "conv_3x3" in result.output

@@ -102,10 +102,10 @@ def test_missing_fashion_mnist_names_its_files(tmp_path, table_path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_unknown_dataset_is_a_usage_error(table_path) -> None:
-    result = _invoke("--table", table_path, "--dataset", "mnist")
-    assert result.exit_code == 2
-    assert "mnist" in result.output
+def test_unknown_dataset_is_refused(tmp_path, table_path) -> None:
+    message = _refusal("--table", table_path, "--dataset", "mnist", "--out", tmp_path / "runs")
+    assert "unknown data set 'mnist'" in message and ".npz" in message
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_beta(tmp_path, table_path) -> None:

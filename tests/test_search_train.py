@@ -139,8 +139,15 @@ def test_cuda_without_a_gpu_is_refused_before_writing(tmp_path, tiny_table) -> N
     assert not (tmp_path / "runs").exists()
 
 
+def test_unknown_dataset_is_refused_before_writing(tmp_path, tiny_table) -> None:
+    """Any name passes the config (a folder or .npz path is a data set too); the reader
+    refuses what is none of them, before the run folder exists."""
+    with pytest.raises(UserError, match="unknown data set 'mnist'"):
+        run_search(_config(tmp_path, dataset="mnist"), tiny_table)
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(("change", "message"), [
-    ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
     ({"backend": "tvm"}, "unknown backend 'tvm'"),
     ({"epochs": 0}, "--epochs must be at least 1"),
     ({"beta": 1.5}, r"--beta must lie in \[0, 1\]"),
