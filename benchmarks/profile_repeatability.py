@@ -2,14 +2,18 @@
 
     .venv/bin/python benchmarks/profile_repeatability.py [--space exp1] [--repeats 2]
 
-Prints each profile's wall time (the whole command, imports included) and, per backend, the
-median and worst relative difference of `latency_ms` between consecutive profiles. Targets
+Prints each profile's wall time (the whole command, imports included) with where it went
+(the phases `hwnas profile` records: entries built, each backend's interleaved measurement,
+the launches of the calibration networks' processes and, inside them, ONNX export and
+session creation) and, per backend, the median and worst relative difference of
+`latency_ms` and of the calibration networks' latency between consecutive profiles. Targets
 on a 2-core CPU (issue 2): wall ≤ 60 s, median disagreement ≤ 5%.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +30,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hwnas-bench-"))
-    tables = []
+    tables, networks = [], []
     for repeat in range(args.repeats):
         out = folder / f"profile{repeat}.parquet"
         start = time.perf_counter()
@@ -39,7 +43,12 @@ def main() -> None:
         print(f"profile {repeat}: wall {wall_s:.1f} s (measuring inside: "
               f"{table.meta['profile_wall_s']} s), {len(table.rows)} entries, "
               f"{unstable} unstable")
+        for name, seconds in (table.meta.get("profile_phases_s") or {}).items():
+            print(f"    {seconds:7.2f} s  {name}")
+        for backend, fit in (table.meta.get("calibration") or {}).items():
+            print(f"    {backend} calibration fit error {fit['fit_mape_pct']}%")
         tables.append(table.rows.set_index(list(ROW_KEY))["latency_ms"])
+        networks.append(table.meta.get("calibration_networks") or {})
     for first, second in zip(tables, tables[1:], strict=False):
         relative = ((second - first).abs() / first).dropna()
         for backend, diffs in relative.groupby(level="backend"):
@@ -48,6 +57,12 @@ def main() -> None:
                   f", 90th pct {100 * diffs.quantile(0.9):.1f}%, worst {100 * diffs.max():.1f}% "
                   f"({worst_key[1]} c_in={worst_key[3]} h={worst_key[5]} "
                   f"stride={worst_key[7]})")
+    for first, second in zip(networks, networks[1:], strict=False):
+        for backend in first.keys() & second.keys():
+            diffs = [abs(b["measured_ms"] / a["measured_ms"] - 1)
+                     for a, b in zip(first[backend], second[backend], strict=True)]
+            print(f"{backend:12s} calibration networks, consecutive profiles: median |diff| "
+                  f"{100 * statistics.median(diffs):.1f}%, worst {100 * max(diffs):.1f}%")
 
 
 if __name__ == "__main__":

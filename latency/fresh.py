@@ -33,7 +33,9 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
+from latency import phases
 from latency.errors import UserError
+from latency.phases import phase
 from latency.timing import Blocked, Clock, Measurement, TimingSettings, measure_interleaved
 
 if TYPE_CHECKING:
@@ -73,13 +75,17 @@ class NetworkTask:
     threads: int
     space: SearchSpace
     genotype: Genotype
+    onnx: bytes | None = None  # onnxruntime: the network exported ahead (export_ahead.py)
 
     def build(self) -> Blocked:
         from latency.backends import make_backend
-        from latency.wholenet import prepare_network
+        from latency.wholenet import network_inputs, prepare_network
 
-        return prepare_network(make_backend(self.backend, self.device, self.threads),
-                               self.space, self.genotype)
+        backend = make_backend(self.backend, self.device, self.threads)
+        if self.onnx is not None:
+            _, inputs = network_inputs(self.space, self.genotype)
+            return backend.prepare_onnx(self.onnx, inputs)  # type: ignore[attr-defined]
+        return prepare_network(backend, self.space, self.genotype)
 
 
 class FreshNetwork:
@@ -123,7 +129,8 @@ class FreshProcesses:
         if self._server is None:
             self._start()
         self._handles += 1
-        self.request("open", self._handles, task)
+        with phase("launch"):  # fork, and build in the child (its own tally comes back)
+            phases.add(self.request("open", self._handles, task))  # type: ignore[arg-type]
         return FreshNetwork(self, self._handles)
 
     def close_all(self) -> None:
@@ -279,8 +286,9 @@ def _child_loop(requests: IO[bytes], replies: IO[bytes]) -> None:
             return
         try:
             if command == "build":
+                phases.take()  # the tally starts with this network's build
                 timed = payload.build()
-                reply: tuple[str, object] = ("ok", None)
+                reply: tuple[str, object] = ("ok", phases.take())
             elif command == "warm_up":
                 reply = ("ok", timed.start(payload, time.perf_counter))  # type: ignore[union-attr]
             else:
@@ -307,9 +315,11 @@ def main() -> None:
         try:
             import onnxruntime  # noqa: F401
 
-            import latency.backends.onnx_backend  # noqa: F401
+            from latency.backends.onnx_backend import load_exporter
         except ImportError:
             pass
+        else:
+            load_exporter()
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the reply stream
     # Children never collect (or copy on write) what the server imported: a full collection

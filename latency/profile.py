@@ -21,12 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from latency import phases
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
+from latency.export_ahead import ExportAhead, spare_core
 from latency.fresh import FreshProcesses, NetworkTask, launches, measure_fresh
 from latency.hooks import Hooks
 from latency.keys import EntryKey
 from latency.network import Genotype
+from latency.phases import phase
 from latency.predict import fit_calibration, uncalibrated_model
 from latency.progress_log import read_log
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
@@ -35,6 +38,7 @@ from latency.timing import Measurement, Timed, TimingSettings
 from latency.wholenet import calibration_genotypes
 
 PROGRESS_FORMAT = 2
+ONNXRUNTIME = "onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -118,22 +122,38 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         # Per backend, the entries and the calibration networks (each in its own process,
         # see latency.fresh) are measured interleaved, in the same stretch of time, so a
         # slow minute on a shared machine moves both alike instead of skewing the fit.
-        with FreshProcesses() as fresh:
-            for name, backend in backends.items():
-                timed = _prepare_entries(name, backend, entries, kept, config.timing, hooks)
-                tasks: dict[Hashable, NetworkTask] = {
-                    (name, CalibrationNetwork(index, launch)): NetworkTask(
-                        name, config.device, config.threads, config.space, genotype)
-                    for index, genotype in enumerate(genotypes)
-                    for launch in range(launches(name))}
-                hooks.start(f"measuring {name}: entries and whole networks",
-                            _expected_blocks([*timed, *tasks], kept, config.timing))
-                results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
-                                             seed=config.seed, alongside=timed))
-                del timed
+        # The onnxruntime models are exported on the spare core while torch is measured.
+        ahead = _export_ahead(config, list(backends), entries, genotypes, kept)
+        try:
+            with FreshProcesses() as fresh:
+                for name, backend in backends.items():
+                    exported: dict[object, bytes] = {}
+                    if ahead is not None and name == ONNXRUNTIME:
+                        exported = ahead.take()
+                        backend.exported = exported  # type: ignore[attr-defined]
+                    with phase(f"{name} entries: build"):
+                        timed = _prepare_entries(name, backend, entries, kept, config.timing,
+                                                 hooks)
+                    tasks: dict[Hashable, NetworkTask] = {
+                        (name, CalibrationNetwork(index, launch)): NetworkTask(
+                            name, config.device, config.threads, config.space, genotype,
+                            exported.get(genotype))
+                        for index, genotype in enumerate(genotypes)
+                        for launch in range(launches(name))}
+                    hooks.start(f"measuring {name}: entries and whole networks",
+                                _expected_blocks([*timed, *tasks], kept, config.timing))
+                    with phase(f"{name} measuring: entries and whole networks"):
+                        results.update(measure_fresh(fresh, tasks, config.timing, kept, persist,
+                                                     seed=config.seed, alongside=timed))
+                    del timed
+        finally:
+            if ahead is not None:
+                ahead.cancel()
     table = table_from_results(results, config, genotypes,
                                profile_metadata(config, sorted(backends)))
     table.meta["profile_wall_s"] = round(time.perf_counter() - started, 2)
+    table.meta["profile_phases_s"] = {name: round(seconds, 2)
+                                      for name, seconds in phases.take().items()}
     write_table(table, out)
     log.unlink()
     return table
@@ -149,6 +169,18 @@ def _available_backends(config: ProfileConfig, hooks: Hooks) -> dict[str, Backen
     if not backends:
         raise UserError(f"no backend can run on {config.device} here; see the warnings above")
     return backends
+
+
+def _export_ahead(config: ProfileConfig, backends: list[str], entries: list[EntryKey],
+                  genotypes: list[Genotype], kept: dict[Hashable, Measurement],
+                  ) -> ExportAhead | None:
+    """Start exporting what the onnxruntime phase will need, when another backend is measured
+    before it and a core is free meanwhile."""
+    if ONNXRUNTIME not in backends[1:] or not spare_core(config.threads):
+        return None
+    todo = [key for key in entries
+            if not kept.get((ONNXRUNTIME, key), Measurement()).done(config.timing)]
+    return ExportAhead(config.space, [*todo, *genotypes])
 
 
 def _prepare_entries(name: str, backend: Backend, entries: list[EntryKey], kept:

@@ -7,6 +7,8 @@ profile). Sessions run single-threaded inter-op, `threads` intra-op.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import warnings
 
@@ -16,6 +18,7 @@ from torch import nn
 from latency.backends import BackendUnavailable
 from latency.entries import build
 from latency.keys import EntryKey
+from latency.phases import phase
 from latency.timing import Timed
 
 
@@ -28,6 +31,26 @@ def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
                           input_names=[f"x{i}" for i in range(len(inputs))],
                           output_names=["y"], opset_version=17)
     return buffer.getvalue()
+
+
+def load_exporter() -> None:
+    """Import what `torch.onnx.export` otherwise imports on its first call: the ONNX package,
+    the TorchScript exporter and its symbolic functions (1–4 s on a 2-core CPU, against
+    0.03–0.1 s for an export itself). The fresh-process server calls this once, so each
+    child it forks exports its network without paying it again. Import only: the server
+    must not run a torch op (`latency.fresh.main`)."""
+    import onnx  # noqa: F401
+
+    # torch ≥ 2.9 keeps the exporter under _internal; earlier versions directly in torch.onnx
+    for package in ("torch.onnx._internal.torchscript_exporter", "torch.onnx"):
+        try:
+            importlib.import_module(f"{package}.utils")
+        except ModuleNotFoundError:
+            continue
+        for opset in range(7, 21):
+            with contextlib.suppress(ModuleNotFoundError):
+                importlib.import_module(f"{package}.symbolic_opset{opset}")
+        return
 
 
 def entry_onnx(key: EntryKey) -> bytes:
@@ -54,12 +77,21 @@ class OnnxRuntimeBackend:
                 f"onnxruntime-gpu for --device cuda")
         self.providers = ort_session.providers_for(wanted, torch.device(device).index or 0)
         self.options = ort_session.session_options(threads)
+        self.exported: dict[EntryKey, bytes] = {}  # entries exported ahead (export_ahead.py)
 
     def prepare(self, key: EntryKey) -> Timed:
         module, inputs = build(key)
+        if key in self.exported:
+            return self.prepare_onnx(self.exported[key], inputs)
         return self.prepare_module(module, inputs)
 
     def prepare_module(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Timed:
-        model = export_onnx(module.cpu(), tuple(x.cpu() for x in inputs))
+        with phase("onnx export"):
+            model = export_onnx(module.cpu(), tuple(x.cpu() for x in inputs))
+        return self.prepare_onnx(model, inputs)
+
+    def prepare_onnx(self, model: bytes, inputs: tuple[torch.Tensor, ...]) -> Timed:
+        """A session on an exported model, fed `inputs`."""
         feeds = {f"x{i}": x.cpu().numpy() for i, x in enumerate(inputs)}
-        return self._sessions.timed_session(model, self.options, self.providers, feeds)
+        with phase("session creation"):
+            return self._sessions.timed_session(model, self.options, self.providers, feeds)
