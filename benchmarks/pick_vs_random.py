@@ -1,9 +1,12 @@
 """Does the search beat drawing architectures at random? For 2–3 budgets inside the family's
 latency range: the pick against random architectures of the space whose predicted latency lies
-within ±5% of the pick's, every one trained from scratch with `hwnas train`'s recipe for the
-same epochs on the same (small) share of the training images, on several seeds; test accuracy
-mean ± std for each; the pick's inherited / fine-tuned / from-scratch accuracy; and Kendall's τ
-between the inherited (one-shot) validation accuracy and the trained test accuracy.
+within ±5% of the pick's (drawn as the latency calibration draws them: op proportions from a
+flat Dirichlet, then every edge from them, because uniform per-edge draws almost never land
+on a fast architecture; then kept when within ±5%), every one trained from scratch with
+`hwnas train`'s recipe for the same epochs on the same (small) share of the training images,
+on several seeds; test accuracy mean ± std for each; the pick's inherited / fine-tuned /
+from-scratch accuracy; and Kendall's τ between the inherited (one-shot) validation accuracy
+and the trained test accuracy.
 
 A figure-printing script, not a test. Resumable: every finished training is appended to
 `--results` (CSV), and a rerun skips what is there, so it can run in short chunks
@@ -21,11 +24,12 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which handles ties
 
-from latency.network import Genotype, discrete_network, random_genotype
-from latency.predict import latency_model
+from latency.network import Genotype, discrete_network
+from latency.predict import latency_model, mixture_genotypes
 from search.data import Dataset, load_dataset
 from search.derive import accuracy, inherit, member_network
 from search.pick import Budget, best_within, genotype_of, latency_column
@@ -35,7 +39,8 @@ from search.run_folder import latest_run
 from search.sweep import LoadedRun, family, load_run
 
 TOLERANCE = 0.05  # random architectures lie within ±5% of the pick's predicted latency
-DRAWS = 200_000  # random genotypes tried per budget before giving up on finding enough
+DRAWS = 50_000  # random genotypes tried per budget before giving up on finding enough
+BATCH = 500
 FIELDS = ("budget_ms", "kind", "index", "seed", "genotype", "predicted_ms", "inherited_val",
           "inherited_test", "val", "test", "train_s")
 
@@ -58,7 +63,7 @@ def main() -> None:
           f"{len(data.train)} training images; {args.random} random × {args.seeds} seeds")
     complete = True
     for budget in budgets:
-        pick = best_within(members, [Budget(backend, backend, budget, column)])
+        pick = best_within(members, [Budget("run's table", backend, budget, column)])
         plan = _plan(run, data, genotype_of(pick), float(pick[column]), backend, args)
         for kind, index, seed, genotype, predicted_ms in plan:
             key = (f"{budget:g}", kind, str(index), str(seed))
@@ -84,8 +89,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--run", help="search run folder (default: runs/LATEST)")
     parser.add_argument("--backend", help="whose latency counts (default: the run's)")
     parser.add_argument("--dataset", help="data set (default: the run's)")
-    parser.add_argument("--budgets", help="comma-separated ms (default: the family's "
-                                          "latency quartiles)")
+    parser.add_argument("--budgets", help="comma-separated ms (default: 1/4, 1/2 and 3/4 "
+                                          "of the way through the family's latency range)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit-train", type=int, default=300,
                         help="training images (a small share: full digits saturates)")
@@ -97,10 +102,10 @@ def _arguments() -> argparse.Namespace:
 
 
 def _default_budgets(latencies: list[float]) -> list[float]:
-    """The family's latency quartiles (rounded to 0.01 ms), so every budget has a pick that
-    differs from the fastest and the slowest member."""
-    quartiles = statistics.quantiles(latencies, n=4)
-    return sorted({round(q, 2) for q in quartiles})
+    """A quarter, half and three quarters of the way through the family's latency range
+    (rounded to 0.01 ms): three budgets with picks of clearly different cost."""
+    low, high = min(latencies), max(latencies)
+    return sorted({round(low + share * (high - low), 2) for share in (0.25, 0.5, 0.75)})
 
 
 def _plan(run: LoadedRun, data: Dataset, pick: Genotype, pick_ms: float, backend: str,
@@ -108,16 +113,17 @@ def _plan(run: LoadedRun, data: Dataset, pick: Genotype, pick_ms: float, backend
     """(kind, index, seed, genotype, predicted ms) of every training for one budget: the pick
     from scratch and fine-tuned from its inherited weights, and the random architectures."""
     model = latency_model(run.table, backend, warn=False)
-    generator = torch.Generator().manual_seed(int(pick_ms * 1e6))  # same draws on every rerun
+    rng = np.random.default_rng(round(pick_ms * 1e6))  # the same draws on every rerun
     randoms: list[tuple[Genotype, float]] = []
-    for _ in range(DRAWS):
-        genotype = random_genotype(run.space, generator)
-        ms = model.predict_ms(genotype)
-        if abs(ms - pick_ms) <= TOLERANCE * pick_ms and genotype != pick and \
-                genotype not in [g for g, _ in randoms]:
-            randoms.append((genotype, ms))
-            if len(randoms) == args.random:
-                break
+    for _ in range(DRAWS // BATCH):
+        for genotype in mixture_genotypes(run.space, BATCH, rng, include_pure=False):
+            ms = model.predict_ms(genotype)
+            if abs(ms - pick_ms) <= TOLERANCE * pick_ms and genotype != pick and \
+                    genotype not in [g for g, _ in randoms]:
+                randoms.append((genotype, ms))
+        if len(randoms) >= args.random:
+            randoms = randoms[:args.random]
+            break
     if len(randoms) < args.random:
         print(f"  only {len(randoms)} random architectures within ±5% of {pick_ms:.3f} ms "
               f"in {DRAWS} draws")

@@ -60,9 +60,11 @@ def read_source(name: str, data_dir: str, download: bool, input_size: int,
         return read_npz(path)
     if path.is_dir():
         return read_image_folder(path, input_size, hooks or Hooks())
-    what = "no such file" if path.suffix == ".npz" else "not a built-in name, folder or .npz"
-    raise UserError(f"unknown data set {name!r} ({what}): use digits, fashion-mnist, cifar10, "
-                    f"a folder of class folders (DIR/train/<class>/...) or a .npz file")
+    if path.is_absolute() or path.suffix == ".npz":  # a path, as runs record one
+        raise UserError(f"data set {name} not found (no such folder or file): check the path; "
+                        f"a run reads its data from where it was searched on, so restore it there")
+    raise UserError(f"unknown data set {name!r}: use digits, fashion-mnist, cifar10, a folder "
+                    f"of class folders (DIR/train/<class>/...) or a .npz file")
 
 
 def _digits() -> RawData:

@@ -122,6 +122,12 @@ def test_npz_that_is_not_one(tmp_path) -> None:
         read_source(str(path), "data", False, 8)
 
 
+def test_a_data_path_that_is_gone(tmp_path) -> None:
+    for name in (str(tmp_path / "moved"), "nowhere.npz"):
+        with pytest.raises(UserError, match="not found .*restore it"):
+            read_source(name, "data", False, 8)
+
+
 def test_empty_folder(tmp_path) -> None:
     with pytest.raises(UserError, match="has no class folders"):
         read_source(str(tmp_path), "data", False, 8)
