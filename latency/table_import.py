@@ -26,7 +26,7 @@ from latency.profile import (
 )
 from latency.space import SearchSpace
 from latency.table import LatencyTable, write_table
-from latency.target import RESULTS_FORMAT, read_manifest
+from latency.target import RESULTS_FORMAT, read_json, read_manifest
 from latency.timing import Measurement, TimingSettings
 
 # The table's `device` for each execution provider a target may run.
@@ -38,11 +38,8 @@ def read_results(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"results file {path} not found: run `python BUNDLE/run.py --out "
                         f"{path.name}` on the target and copy the file here")
-    try:
-        results = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path} is truncated or not JSON: copy it from the target again, or "
-                        f"re-run the runner there") from None
+    results = read_json(path, f"{path} is truncated or not JSON: copy it from the target "
+                              f"again, or re-run the runner there")
     if not isinstance(results, dict) or results.get("hwnas_results") != RESULTS_FORMAT:
         raise UserError(f"{path} is not a bundle runner's results file (format "
                         f"{RESULTS_FORMAT}): pass the file `run.py --out` wrote")

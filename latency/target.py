@@ -37,16 +37,21 @@ MANIFEST_FILE = "manifest.json"
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
+def read_json(path: Path, broken: str) -> object:
+    """The JSON in `path`; UserError(`broken`) when it is cut short or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(broken) from None
+
+
 def read_manifest(bundle: Path) -> dict:
     """The bundle's manifest; UserError when the folder is not a bundle."""
     path = bundle / MANIFEST_FILE
     if not path.is_file():
         raise UserError(f"{bundle} is not an hwnas bundle (no {MANIFEST_FILE}): write one with "
                         f"`hwnas profile --bundle {bundle}`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path} is not valid JSON: copy the bundle again") from None
+    manifest = read_json(path, f"{path} is not valid JSON: copy the bundle again")
     if not isinstance(manifest, dict) or manifest.get("hwnas_bundle") != BUNDLE_FORMAT:
         raise UserError(f"{path} is not an hwnas bundle manifest of format {BUNDLE_FORMAT}: "
                         f"write the bundle again with this hwnas")
