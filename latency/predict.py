@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.optimize import lsq_linear
 
 from latency import keys, ort_graph
 from latency.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
@@ -199,10 +200,10 @@ def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> Laten
 def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
                     measured_ms: list[float], ridge: float = 0.05,
                     nchwc_block: int | None = None) -> Calibration:
-    """Least squares on relative error of `c0` and `a_m`, lightly pulled toward the
-    uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible.
-    With `nchwc_block` (ONNX Runtime on this machine) also a cost per Add and per reorder
-    node of its optimised graph, pulled toward 0."""
+    """Least squares on relative error of `c0` and `a_m` (each a_m ≥ 0), lightly pulled toward
+    the uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible.
+    With `nchwc_block` (ONNX Runtime on this machine) also a cost (≥ 0) per Add and per
+    reorder node of its optimised graph, pulled toward 0."""
     ops = list(model.space.ops)
     y = np.asarray(measured_ms, dtype=float)
     sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
@@ -217,7 +218,11 @@ def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
                      + list(nodes.mean(axis=0) / float(np.mean(y))))
     rows = np.vstack([design, ridge * np.diag(scale)])
     rhs = np.concatenate([target, ridge * scale * prior])
-    params, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
+    # No op and no node costs less than nothing: a few noisy networks could otherwise trade
+    # an op's scale against the node counts that go with it, down to a negative scale that
+    # would also break the search's per-op shares (latency.penalty).
+    lower = np.array([-np.inf] + [0.0] * (len(ops) + nodes.shape[1]))
+    params = lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
     node_ms = (dict(zip(ort_graph.TERMS, map(float, params[1 + len(ops):]), strict=True))
                if graph_terms else {})
     calibration = Calibration(
