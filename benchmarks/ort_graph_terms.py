@@ -106,6 +106,8 @@ def evaluate(measured: Path) -> dict[str, dict[str, float]]:
         errors = [error_pct(model.predict_ms(g), ms) for g, ms in points]
         corrected = [error_pct(model.predict_ms(g) * factor, ms) for g, ms in points]
         figures[name] = {**error_figures(errors, ""), **error_figures(corrected, "_corrected"),
+                         "mean_pct": statistics.fmean(errors),
+                         "mean_pct_corrected": statistics.fmean(corrected),
                          "fit_mape_pct": model.calibration.fit_mape_pct}  # type: ignore[union-attr]
     print(f"{Path(data['table']).name} seed {data['seed']}: {len(points)} networks, drift "
           f"{data['drift_pct']:+.1f}%")
@@ -117,8 +119,8 @@ def evaluate(measured: Path) -> dict[str, dict[str, float]]:
 
 def _line(f: dict[str, float], suffix: str) -> str:
     return (f"±10% {100 * f['within_10pct' + suffix]:5.1f}% ±5% "
-            f"{100 * f['within_5pct' + suffix]:5.1f}% MAPE {f['mape' + suffix]:5.2f}% worst "
-            f"{f['worst_pct' + suffix]:+6.1f}%")
+            f"{100 * f['within_5pct' + suffix]:5.1f}% MAPE {f['mape' + suffix]:5.2f}% mean "
+            f"{f['mean_pct' + suffix]:+5.1f}% worst {f['worst_pct' + suffix]:+6.1f}%")
 
 
 def main() -> None:
