@@ -78,16 +78,16 @@ def main() -> None:
     run_a = searched(args.run_a, args.table_a, args.backend_a, args.epochs, args.out, "a")
     run_b = searched(args.run_b, args.table_b, args.backend_b, args.epochs, args.out, "b")
     column = latency_column(args.backend_b)
-    on_b = {name: family(run, table=table_b)[0][column]
+    on_b = {name: [float(member[column]) for member in family(run, table=table_b)[0]]  # type: ignore
             for name, run in (("A", run_a), ("B", run_b))}
-    low = max(float(ms.min()) for ms in on_b.values())
-    high = min(float(ms.max()) for ms in on_b.values())
+    low = max(min(ms) for ms in on_b.values())
+    high = min(max(ms) for ms in on_b.values())
     budgets = [round(low + f * (high - low), 3) for f in FRACTIONS]
     print(f"device B: {table_b.meta.get('device_name')} ({args.backend_b}); run A searched "
           f"with {args.table_a} ({args.backend_a}), run B with {args.table_b} "
           f"({args.backend_b}); {run_a.config.epochs} epochs each")
     for name, ms in on_b.items():
-        print(f"family of run {name} on B: {len(ms)} members, {ms.min():.3f}–{ms.max():.3f} ms")
+        print(f"family of run {name} on B: {len(ms)} members, {min(ms):.3f}–{max(ms):.3f} ms")
     print("\n| budget on B (ms) | A's pick on B: val / test acc | predicted ms on B "
           "| B's pick: val / test acc | predicted ms on B |\n|---|---|---|---|---|")
     for budget in budgets:

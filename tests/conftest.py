@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from latency import keys
@@ -43,7 +43,7 @@ def synthetic_table(space: SearchSpace, backends: tuple[str, ...] = ("torch", "o
                             "median_ms": value, "iqr_ms": 0.0, "n": 10, "rounds": 3,
                             "stable": True})
     meta = {"space": space.to_dict(), "device": "cpu", "device_name": "synthetic"}
-    return LatencyTable(pd.DataFrame.from_records(records), meta)
+    return LatencyTable(records, meta)
 
 
 @pytest.fixture
@@ -54,6 +54,16 @@ def tiny_space() -> SearchSpace:
 @pytest.fixture
 def tiny_table() -> LatencyTable:
     return synthetic_table(TINY_SPACE)
+
+
+def heavy_imports(args: list[str]) -> list[str]:
+    """Which of torch and pandas `hwnas ARGS` imports, run in a new process (it must succeed)."""
+    code = ("import json, sys; from typer.testing import CliRunner; from hwnas.cli import app; "
+            f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output; "
+            "print(json.dumps([m for m in ('torch', 'pandas') if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_without_torch(bundle: Path, out: Path, *args: str,
