@@ -160,11 +160,12 @@ def test_results_of_a_bundle_of_another_space_are_refused(measured: tuple[Path, 
 def test_runner_refuses_a_missing_model_an_unknown_provider_and_a_non_bundle(
         measured: tuple[Path, Path], tmp_path: Path, shadow: Path) -> None:
     bundle, _ = measured
-    with pytest.raises(UserError, match="this onnxruntime has .*CPUExecutionProvider"):
-        target.measure(bundle, tmp_path / "r.json", provider="TensorrtExecutionProvider")
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
     (copy / "models" / "e001.onnx").unlink()
+    # the provider is refused before any model is read or hashed (else: "lacks e001")
+    with pytest.raises(UserError, match="this onnxruntime has .*CPUExecutionProvider"):
+        target.measure(copy, tmp_path / "r.json", provider="TensorrtExecutionProvider")
     done = run_without_torch(copy, tmp_path / "r.json", shadow=shadow)
     assert done.returncode == 2 and "lacks models/e001.onnx" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
