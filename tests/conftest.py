@@ -66,14 +66,22 @@ def heavy_imports(args: list[str]) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_without_torch(bundle: Path, out: Path, *args: str,
-                      shadow: Path) -> subprocess.CompletedProcess[str]:
-    """`python BUNDLE/run.py` in a process where torch and pandas raise ImportError and the
-    project itself is not on the path: only the bundle's own files can be used."""
+def runner_without_torch(bundle: Path, out: Path, *args: str,
+                         shadow: Path) -> dict[str, object]:
+    """subprocess arguments for `python BUNDLE/run.py` in a process where torch and pandas
+    raise ImportError and the project itself is not on the path: only the bundle's own files
+    can be used."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(shadow)
-    return subprocess.run([sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
-                          env=env, cwd=shadow, capture_output=True, text=True, timeout=120)
+    return {"args": [sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
+            "env": env, "cwd": shadow, "text": True}
+
+
+def run_without_torch(bundle: Path, out: Path, *args: str,
+                      shadow: Path) -> subprocess.CompletedProcess[str]:
+    """The bundle's runner run to the end (`runner_without_torch`)."""
+    return subprocess.run(**runner_without_torch(bundle, out, *args, shadow=shadow),
+                          capture_output=True, timeout=120)  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="session")
