@@ -131,7 +131,7 @@ def print_summary(table: LatencyTable) -> None:
         if name in calibration:
             fit = calibration[name]
             nodes = fit.get("node_ms") or {}
-            graph = (f", with ONNX Runtime's graph nodes priced ("
+            graph = (", with ONNX Runtime's graph nodes priced ("
                      + ", ".join(f"{1000 * ms:.1f} µs per {term.replace('_nodes', '')}"
                                  for term, ms in nodes.items())
                      + f", NCHWc block {fit.get('nchwc_block')})") if nodes else ""
