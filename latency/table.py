@@ -76,8 +76,8 @@ _CASTS = {name: bool if kind == pa.bool_() else int if pa.types.is_integer(kind)
 
 @dataclass
 class LatencyTable:
-    """Rows (one record per entry) and the file-level metadata. Read-only once built: the
-    look-up index, the fingerprint and the DataFrame view are derived once. The rows are plain
+    """Rows (one record per entry) and the file-level metadata. The rows are read-only once
+    built: the look-up index and the DataFrame view are derived once. The rows are plain
     records, not a DataFrame, so that reading a table (and a cached `pick`) needs no pandas."""
 
     records: list[Record]
@@ -112,7 +112,7 @@ class LatencyTable:
     def device(self) -> str:
         return str(self.meta.get("device", ""))
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
         return content_fingerprint(self.records, self.meta)
 
