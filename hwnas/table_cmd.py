@@ -135,9 +135,12 @@ def print_summary(table: LatencyTable) -> None:
                      + ", ".join(f"{1000 * ms:.1f} µs per {term.replace('_nodes', '')}"
                                  for term, ms in nodes.items())
                      + f", NCHWc block {fit.get('nchwc_block')})") if nodes else ""
+            left_out = fit.get("left_out") or []
+            dropped = (f" ({len(left_out)} more left out as disturbed: "
+                       f"{', '.join(map(str, left_out))})") if left_out else ""
             console.print(f"{name} latency model: calibrated on {fit['networks']} whole networks"
-                          f"{graph}, fit error {fit['fit_mape_pct']}% (check held-out networks "
-                          f"with `hwnas validate`)", highlight=False)
+                          f"{dropped}{graph}, fit error {fit['fit_mape_pct']}% (check held-out "
+                          f"networks with `hwnas validate`)", highlight=False)
         else:
             console.print(f"{name} latency model: [yellow]uncalibrated[/] (profile with "
                           f"--calibration-networks > 0 to calibrate)", highlight=False)

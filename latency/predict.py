@@ -52,7 +52,7 @@ class Calibration:
 
     intercept_ms: float = 0.0
     op_scale: dict[str, float] = field(default_factory=dict)  # missing op: scale 1
-    networks: int = 0  # whole networks it was fitted on
+    networks: int = 0  # whole networks it was fitted on (left-out ones not counted)
     fit_mape_pct: float | None = None  # mean |error| on those networks after fitting
     # ONNX Runtime's graph terms (none in tables written before them): ms per node of each
     # of ort_graph.TERMS, the NCHWc block they were counted with, and their mean cost over
@@ -60,12 +60,13 @@ class Calibration:
     node_ms: dict[str, float] = field(default_factory=dict)
     nchwc_block: int = 1
     node_mean_ms: float = 0.0
+    left_out: list[int] = field(default_factory=list)  # calibration networks seen as disturbed
 
     def to_dict(self) -> dict[str, object]:
         return {"intercept_ms": self.intercept_ms, "op_scale": self.op_scale,
                 "networks": self.networks, "fit_mape_pct": self.fit_mape_pct,
                 "node_ms": self.node_ms, "nchwc_block": self.nchwc_block,
-                "node_mean_ms": self.node_mean_ms}
+                "node_mean_ms": self.node_mean_ms, "left_out": self.left_out}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Calibration:
@@ -73,7 +74,8 @@ class Calibration:
                    int(data["networks"]), data.get("fit_mape_pct"),  # type: ignore[arg-type]
                    dict(data.get("node_ms") or {}),  # type: ignore[call-overload]
                    int(data.get("nchwc_block", 1)),  # type: ignore[call-overload]
-                   float(data.get("node_mean_ms", 0.0)))  # type: ignore[arg-type]
+                   float(data.get("node_mean_ms", 0.0)),  # type: ignore[arg-type]
+                   list(data.get("left_out") or []))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -197,41 +199,66 @@ def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> Laten
     return dataclasses.replace(model, calibration=Calibration.from_dict(stored))
 
 
+# A fit with graph terms matches clean networks to about 2%, so one measured during a burst
+# of interference stands out: networks further than OUTLIER_SDS robust standard deviations
+# (at least OUTLIER_FLOOR of their latency) from the first fit are left out of the second.
+OUTLIER_SDS = 3.0
+OUTLIER_FLOOR = 0.01
+
+
 def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
                     measured_ms: list[float], ridge: float = 0.05,
                     nchwc_block: int | None = None) -> Calibration:
     """Least squares on relative error of `c0` and `a_m` (each a_m ≥ 0), lightly pulled toward
     the uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible.
     With `nchwc_block` (ONNX Runtime on this machine) also a cost (≥ 0) per Add and per
-    reorder node of its optimised graph, pulled toward 0."""
+    reorder node of its optimised graph, pulled toward 0, refitted without the networks
+    the first fit shows as disturbed (recorded in `left_out`)."""
     ops = list(model.space.ops)
     y = np.asarray(measured_ms, dtype=float)
     sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
     graph_terms = nchwc_block is not None and ort_graph.models(model.space)
     nodes = (np.array([ort_graph.counts(model.space, g, nchwc_block) for g in genotypes],
                       dtype=float) if graph_terms else np.zeros((len(y), 0)))
-    design = np.column_stack([np.ones(len(y)), sums, nodes]) / y[:, None]
-    target = (y - model.fixed_ms) / y
-    prior = np.array([0.0] + [1.0] * len(ops) + [0.0] * nodes.shape[1])
+    features = np.column_stack([np.ones(len(y)), sums, nodes])
+    kept = np.ones(len(y), dtype=bool)
+    params = _solve(features, y, model.fixed_ms, len(ops), ridge)
+    if graph_terms:
+        relative = (model.fixed_ms + features @ params - y) / y
+        off = np.abs(relative - np.median(relative))
+        kept = off <= OUTLIER_SDS * max(1.4826 * float(np.median(off)), OUTLIER_FLOOR)
+        params = _solve(features[kept], y[kept], model.fixed_ms, len(ops), ridge)
+    node_ms = (dict(zip(ort_graph.TERMS, map(float, params[1 + len(ops):]), strict=True))
+               if graph_terms else {})
+    calibration = Calibration(
+        float(params[0]), dict(zip(ops, map(float, params[1:1 + len(ops)]), strict=True)),
+        int(kept.sum()), node_ms=node_ms, nchwc_block=nchwc_block or 1,
+        node_mean_ms=float(np.mean(nodes[kept] @ params[1 + len(ops):])) if graph_terms
+        else 0.0, left_out=[int(i) for i in np.flatnonzero(~kept)])
+    fitted = dataclasses.replace(model, calibration=calibration)
+    errors = [abs(fitted.predict_ms(g) - m) / m
+              for g, m, used in zip(genotypes, y, kept, strict=True) if used]
+    return dataclasses.replace(calibration, fit_mape_pct=round(100 * float(np.mean(errors)), 2))
+
+
+def _solve(features: np.ndarray, y: np.ndarray, fixed_ms: float, n_ops: int,
+           ridge: float) -> np.ndarray:
+    """[c0, a_m…, b_t…] minimising the relative error of `fixed_ms + features @ params`
+    against `y`, with the ridge pull toward c0 = 0, a = 1, b = 0."""
+    n_nodes = features.shape[1] - 1 - n_ops
+    design = features / y[:, None]
+    target = (y - fixed_ms) / y
+    prior = np.array([0.0] + [1.0] * n_ops + [0.0] * n_nodes)
     # intercept and node costs in ms: pulled relative to the networks' mean latency
-    scale = np.array([1.0 / float(np.mean(y))] + [1.0] * len(ops)
-                     + list(nodes.mean(axis=0) / float(np.mean(y))))
+    scale = np.array([1.0 / float(np.mean(y))] + [1.0] * n_ops
+                     + list(features[:, 1 + n_ops:].mean(axis=0) / float(np.mean(y))))
     rows = np.vstack([design, ridge * np.diag(scale)])
     rhs = np.concatenate([target, ridge * scale * prior])
     # No op and no node costs less than nothing: a few noisy networks could otherwise trade
     # an op's scale against the node counts that go with it, down to a negative scale that
     # would also break the search's per-op shares (latency.penalty).
-    lower = np.array([-np.inf] + [0.0] * (len(ops) + nodes.shape[1]))
-    params = lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
-    node_ms = (dict(zip(ort_graph.TERMS, map(float, params[1 + len(ops):]), strict=True))
-               if graph_terms else {})
-    calibration = Calibration(
-        float(params[0]), dict(zip(ops, map(float, params[1:1 + len(ops)]), strict=True)),
-        len(y), node_ms=node_ms, nchwc_block=nchwc_block or 1,
-        node_mean_ms=float(np.mean(nodes @ params[1 + len(ops):])) if graph_terms else 0.0)
-    fitted = dataclasses.replace(model, calibration=calibration)
-    errors = [abs(fitted.predict_ms(g) - m) / m for g, m in zip(genotypes, y, strict=True)]
-    return dataclasses.replace(calibration, fit_mape_pct=round(100 * float(np.mean(errors)), 2))
+    lower = np.array([-np.inf] + [0.0] * (n_ops + n_nodes))
+    return lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
 
 
 def mixture_genotypes(space: SearchSpace, count: int, generator: np.random.Generator,
