@@ -43,6 +43,7 @@ from latency.predict import (
 from latency.space import load_space
 from latency.table import read_table
 from latency.validate import (
+    NOISY_PCT,
     calibration_networks,
     drift_factor,
     error_figures,
@@ -109,8 +110,13 @@ def evaluate(measured: Path) -> dict[str, dict[str, float]]:
                          "mean_pct": statistics.fmean(errors),
                          "mean_pct_corrected": statistics.fmean(corrected),
                          "fit_mape_pct": model.calibration.fit_mape_pct}  # type: ignore[union-attr]
+    repeat = statistics.median(abs(p["first_ms"] - p["second_ms"])
+                               / min(p["first_ms"], p["second_ms"]) for p in data["points"])
+    moved = max(100 * repeat, abs(data["drift_pct"])) > NOISY_PCT
     print(f"{Path(data['table']).name} seed {data['seed']}: {len(points)} networks, drift "
-          f"{data['drift_pct']:+.1f}%")
+          f"{data['drift_pct']:+.1f}%, repeatability {100 * repeat:.1f}%"
+          + (" — the machine moved: these errors are the machine's, not the models'"
+             if moved else ""))
     for name, f in figures.items():
         print(f"  {name:12s} fit {f['fit_mape_pct']:5.2f}% | raw: {_line(f, '')} | "
               f"corrected: {_line(f, '_corrected')}")
