@@ -51,15 +51,16 @@ def main() -> None:
     backend = args.backend or run.config.backend
     members, _ = family(run)
     column = latency_column(backend)
+    latencies_ms = [float(member[column]) for member in members]  # type: ignore[arg-type]
     budgets = ([float(b) for b in args.budgets.split(",")] if args.budgets
-               else _default_budgets(members[column].tolist()))
+               else _default_budgets(latencies_ms))
     data = load_dataset(args.dataset or run.config.dataset, run.space,
                         run.config.data_dir, limit_train=args.limit_train)
     results = Path(args.results)
     done = _read(results)
     deadline = time.monotonic() + 60 * args.max_minutes
-    print(f"run {run.path} ({backend}); family {members[column].min():.3f}–"
-          f"{members[column].max():.3f} ms; budgets {budgets}; {args.epochs} epochs on "
+    print(f"run {run.path} ({backend}); family {min(latencies_ms):.3f}–"
+          f"{max(latencies_ms):.3f} ms; budgets {budgets}; {args.epochs} epochs on "
           f"{len(data.train)} training images; {args.random} random × {args.seeds} seeds")
     complete = True
     for budget in budgets:

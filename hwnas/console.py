@@ -1,14 +1,17 @@
-"""What every command shares: the consoles, the progress columns and rich progress hooks."""
+"""What every command shares: the consoles and the progress bar its long work draws."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from latency.hooks import Hooks
 
 # Errors and warnings go to stderr; results to stdout.
@@ -17,8 +20,22 @@ err_console = Console(stderr=True)
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
-PROGRESS_COLUMNS = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("[dim]{task.fields[label]}"))
+@contextmanager
+def progress_hooks() -> Iterator[Hooks]:
+    """Hooks drawn as a transient progress bar on stderr, one task per phase. rich.progress is
+    imported here, not at the top: a cached `pick` draws no bar and answers sooner without it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn(), TextColumn("[dim]{task.fields[label]}"))
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        yield RichHooks(progress).hooks()
 
 
 class RichHooks:

@@ -10,14 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console, note, warn
+from hwnas.console import console, note, progress_hooks, warn
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from latency.table import LatencyTable
+    from latency.table import LatencyTable, Record
     from search.pick import Budget
     from search.sweep import LoadedRun
 
@@ -93,8 +90,8 @@ def pick(
         from search.sweep import family, load_run
 
         loaded = load_run(run_dir)
-        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-            members, cached = family(loaded, RichHooks(progress).hooks(), main.table)
+        with progress_hooks() as hooks:
+            members, cached = family(loaded, hooks, main.table)
     else:
         members = priced(run_dir, members, main.table)
     members = with_devices(run_dir, members, [(d.table, d.backend) for d in devices])
@@ -161,7 +158,7 @@ class Device:
         return Budget(self.name, self.backend, self.budget_ms or math.inf,
                       device_column(self.index))
 
-    def describe(self, row: pd.Series) -> dict[str, object]:
+    def describe(self, row: Record) -> dict[str, object]:
         """What --json lists for each device."""
         return {"table": self.name, "table_fingerprint": self.table.fingerprint,
                 "device": self.table.device, "device_name": self.table.meta.get("device_name"),
@@ -227,7 +224,7 @@ def _recalibrate(device: Device) -> dict[str, float]:
             "references": len(references)}
 
 
-def _verify(device: Device, row: pd.Series, factor: float) -> dict[str, object]:
+def _verify(device: Device, row: Record, factor: float) -> dict[str, object]:
     """The pick measured as deployed, its prediction's error raw (as the table says) and
     corrected by the drift the reference networks show during the same measurement."""
     from latency.validate import NOISY_PCT, drift_factor, error_pct, measure_now
@@ -246,8 +243,8 @@ def _verify(device: Device, row: pd.Series, factor: float) -> dict[str, object]:
             "error_pct_corrected": error_pct(raw_ms * drift_factor(drift), measured)}
 
 
-def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str,
-                devices: list[Device], now: list[str], factor: float) -> pd.Series:
+def _at_penalty(loaded: LoadedRun, members: list[Record], penalty: str,
+                devices: list[Device], now: list[str], factor: float) -> Record:
     """The member at the --penalty vector (swept before, or described and priced now, its
     `now` columns scaled by `factor` like the family's)."""
     from search.pick import latency_column, member_row, parse_penalty, rescaled
@@ -260,20 +257,16 @@ def _at_penalty(loaded: LoadedRun, members: pd.DataFrame, penalty: str,
     genotype = loaded.arch(s)
     row = member_row(members, genotype)
     if row is None:  # a point the sweep did not visit gave a new architecture
-        import pandas as pd
-
         described = describe(loaded, genotype, s, loaded.data())
         for device in devices:
-            priced = latencies([genotype.to_json()], device.table).iloc[0]
-            described[latency_column(device.backend)] = priced[latency_column(device.backend)]
-            described[device.budget.column] = priced[latency_column(device.backend)]
-        row = rescaled(pd.Series(described), now, factor)
-    row = row.copy()
-    row["s"] = [float(v) for v in s]
-    return row
+            column = latency_column(device.backend)
+            described[column] = described[device.budget.column] = latencies(
+                [genotype.to_json()], device.table)[0][column]
+        row = rescaled([described], now, factor)[0]
+    return {**row, "s": [float(v) for v in s]}
 
 
-def _test_accuracy(run_dir: Path, row: pd.Series, loaded: LoadedRun | None) -> float:
+def _test_accuracy(run_dir: Path, row: Record, loaded: LoadedRun | None) -> float:
     """The chosen member's test accuracy: stored in the run folder once computed, so a
     repeated pick needs no torch."""
     from search.family_cache import read_test_accuracy

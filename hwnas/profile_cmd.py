@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
+from hwnas.console import console, progress_hooks
 from hwnas.table_cmd import print_summary
 
 if TYPE_CHECKING:
@@ -66,8 +65,8 @@ def profile(
                             f"{' and/or '.join(BACKENDS)}")
         config = ProfileConfig(_space(space, batch_size, classes), parse_device(device), chosen,
                                threads, seed=seed, calibration_networks=calibration_networks)
-        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-            table = run_profile(config, out, resume, RichHooks(progress).hooks(), fresh)
+        with progress_hooks() as hooks:
+            table = run_profile(config, out, resume, hooks, fresh)
     console.print(f"wrote {out}: {len(table.rows)} entries in "
                   f"{table.meta['profile_wall_s']} s")
     print_summary(table)
@@ -95,9 +94,8 @@ def write_bundle(folder: Path, the_space: SearchSpace, seed: int,
     from latency.bundle import write_bundle as write
 
     started = time.perf_counter()
-    with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-        manifest = write(the_space, folder, seed, calibration_networks,
-                         hooks=RichHooks(progress).hooks())
+    with progress_hooks() as hooks:
+        manifest = write(the_space, folder, seed, calibration_networks, hooks=hooks)
     size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
     console.print(f"wrote bundle {folder} ({size_mb:.1f} MB, {len(manifest['entries'])} entries,"
                   f" {len(manifest['networks'])} calibration networks, space "

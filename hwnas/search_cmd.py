@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
+from hwnas.console import console, progress_hooks
 from search.config import DATASETS, SearchConfig, dataset_label
 
 
@@ -95,8 +94,8 @@ def search(
                       f"[{m.train_s:.1f} s]")
 
     try:
-        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as bar:
-            result = run_search(config, lut, progress=show, hooks=RichHooks(bar).hooks())
+        with progress_hooks() as hooks:
+            result = run_search(config, lut, progress=show, hooks=hooks)
     except KeyboardInterrupt:
         console.print(f"interrupted: the last finished epoch is saved; continue with the same "
                       f"options and --resume --name {config.name}")

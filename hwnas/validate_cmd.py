@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
-from hwnas.console import PROGRESS_COLUMNS, RichHooks, console, err_console
+from hwnas.console import console, progress_hooks
 
 
 def validate(
@@ -39,8 +38,8 @@ def validate(
     backends = list(dict.fromkeys(backend or the_table.backends))
     rows = []
     for name in backends:
-        with Progress(*PROGRESS_COLUMNS, console=err_console, transient=True) as progress:
-            report = run_validate(the_table, name, n, seed, RichHooks(progress).hooks())
+        with progress_hooks() as hooks:
+            report = run_validate(the_table, name, n, seed, hooks)
         several = len(backends) > 1
         csv_path = _per_backend(csv, table, name, ".csv", several)
         plot_path = _per_backend(plot, table, name, ".png", several)

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
-
 from latency import phases
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
@@ -34,7 +32,7 @@ from latency.phases import phase
 from latency.predict import fit_calibration, uncalibrated_model
 from latency.progress_log import read_log
 from latency.space import SearchSpace, enumerate_entries, overhead_entries
-from latency.table import LatencyTable, write_table
+from latency.table import LatencyTable, Record, write_table
 from latency.timing import Measurement, Timed, TimingSettings
 from latency.wholenet import calibration_genotypes
 
@@ -231,7 +229,7 @@ def _calibrated(table: LatencyTable, genotypes: list[Genotype],
         networks[backend] = [{"genotype": json.loads(g.to_json()), "measured_ms": m,
                               "launches_ms": launched[i], "uncalibrated_ms": model.predict_ms(g)}
                              for i, (g, m) in enumerate(zip(genotypes, measured, strict=True))]
-    return LatencyTable(table.rows, {**table.meta, "calibration": calibration,
+    return LatencyTable(table.records, {**table.meta, "calibration": calibration,
                                      "calibration_networks": networks})
 
 
@@ -268,8 +266,8 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
     return kept
 
 
-def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> pd.DataFrame:
-    records = []
+def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> list[Record]:
+    records: list[Record] = []
     for (backend, key), m in results.items():  # type: ignore[misc]
         if isinstance(key, CalibrationNetwork):
             continue
@@ -277,7 +275,7 @@ def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> pd.Dat
                         "h_out": key.h_out, "w_out": key.w_out, "latency_ms": m.latency_ms,
                         "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "n": m.n,
                         "rounds": m.rounds, "stable": m.is_stable(config.timing.rel_tol)})
-    return pd.DataFrame.from_records(records)
+    return records
 
 
 def _version(package: str) -> str | None:

@@ -12,9 +12,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -22,6 +23,9 @@ from latency.errors import UserError
 from latency.keys import KEY_COLUMNS, EntryKey
 from latency.space import SearchSpace
 from latency.timing import TimingSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 METADATA_KEY = b"hwnas"
@@ -62,18 +66,39 @@ class MissingEntryError(KeyError):
         return str(self.args[0])
 
 
+Record = dict[str, object]  # one row: COLUMNS' names -> plain Python values
+
+# How each column's values are made plain Python (records from pandas or numpy may hold numpy
+# scalars, which would hash differently in the fingerprint).
+_CASTS = {name: bool if kind == pa.bool_() else int if pa.types.is_integer(kind)
+          else float if pa.types.is_floating(kind) else str for name, kind in COLUMNS.items()}
+
+
 @dataclass
 class LatencyTable:
-    """Rows (a DataFrame with COLUMNS) and the file-level metadata."""
+    """Rows (one record per entry) and the file-level metadata. The rows are read-only once
+    built: the look-up index and the DataFrame view are derived once. The rows are plain
+    records, not a DataFrame, so that reading a table (and a cached `pick`) needs no pandas."""
 
-    rows: pd.DataFrame
+    records: list[Record]
     meta: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._index = {
-            (row["backend"], EntryKey.from_row(row)): float(row["latency_ms"])
-            for row in self.rows.to_dict("records")
-        }
+        self.records = [{name: None if row[name] is None else cast(row[name])
+                         for name, cast in _CASTS.items()} for row in self.records]
+        self._index = {(row["backend"], EntryKey.from_row(row)): float(row["latency_ms"])
+                       for row in self.records}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_frame(cls, rows: pd.DataFrame, meta: dict[str, object]) -> LatencyTable:
+        return cls(rows.to_dict("records"), meta)  # type: ignore[arg-type]
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """The rows as a DataFrame with COLUMNS (pandas is imported on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records, columns=list(COLUMNS))
 
     @property
     def space(self) -> SearchSpace:
@@ -81,7 +106,7 @@ class LatencyTable:
 
     @property
     def backends(self) -> list[str]:
-        return sorted(self.rows["backend"].unique())
+        return sorted({str(row["backend"]) for row in self.records})
 
     @property
     def device(self) -> str:
@@ -89,7 +114,7 @@ class LatencyTable:
 
     @property
     def fingerprint(self) -> str:
-        return content_fingerprint(self.rows, self.meta)
+        return content_fingerprint(self.records, self.meta)
 
     @property
     def threads(self) -> int:
@@ -118,25 +143,26 @@ class LatencyTable:
                 f"for this space and backend") from None
 
 
-def content_fingerprint(rows: pd.DataFrame, meta: dict[str, object]) -> str:
+def _row_key(row: Record) -> tuple[object, ...]:
+    return tuple(row[name] for name in ROW_KEY)
+
+
+def content_fingerprint(records: list[Record], meta: dict[str, object]) -> str:
     """A hash of what was measured and for which space (not when): 16 hex digits."""
-    canonical = rows.sort_values(list(ROW_KEY)).reset_index(drop=True)
     payload = json.dumps({"space": meta.get("space"), "device": meta.get("device"),
                           "calibration": meta.get("calibration"),
-                          "rows": canonical[list(COLUMNS)].to_dict("records")},
+                          "rows": sorted(records, key=_row_key)},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def write_table(table: LatencyTable, path: Path) -> Path:
     """Validate, then write atomically (temporary file in the same folder, then rename)."""
-    rows = table.rows[list(COLUMNS)].reset_index(drop=True)
-    validate_rows(rows, str(path))
-    meta = {**table.meta, "schema_version": SCHEMA_VERSION,
-            "fingerprint": content_fingerprint(rows, table.meta)}
+    validate_rows(table.records, str(path))
+    meta = {**table.meta, "schema_version": SCHEMA_VERSION, "fingerprint": table.fingerprint}
     schema = pa.schema([pa.field(name, kind) for name, kind in COLUMNS.items()],
                        metadata={METADATA_KEY: json.dumps(meta, default=str).encode()})
-    arrow = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
+    arrow = pa.Table.from_pylist(table.records, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
     return path
@@ -161,7 +187,7 @@ def read_table(path: Path | str) -> LatencyTable:
         raise TableError(f"table {path} not found: make one with "
                          f"`hwnas profile --device cpu --out {path}`")
     try:
-        arrow = pq.read_table(path)
+        arrow = read_parquet(path)
     except (pa.ArrowException, OSError) as exc:
         raise TableError(f"{path} is not a readable Parquet table ({exc}); "
                          f"re-run `hwnas profile`") from None
@@ -176,29 +202,42 @@ def read_table(path: Path | str) -> LatencyTable:
     missing = [c for c in COLUMNS if c not in arrow.column_names]
     if missing:
         raise TableError(f"{path} lacks column(s) {', '.join(missing)}: re-run `hwnas profile`")
-    rows = arrow.to_pandas()[list(COLUMNS)]
-    validate_rows(rows, str(path))
+    records = arrow.select(list(COLUMNS)).to_pylist()
+    validate_rows(records, str(path))
     if "space" not in meta:
         raise TableError(f"{path} has no space description in its metadata: "
                          f"re-run `hwnas profile`")
-    table = LatencyTable(rows, meta)
+    table = LatencyTable(records, meta)
     if meta.get("fingerprint") not in (None, table.fingerprint):
         raise TableError(f"{path} was modified after it was written (fingerprint mismatch): "
                          f"re-run `hwnas profile`")
     return table
 
 
-def validate_rows(rows: pd.DataFrame, where: str) -> None:
+def read_parquet(path: Path) -> pa.Table:
+    """A Parquet file as one arrow table, read by the file reader: `pq.read_table` goes
+    through pyarrow's dataset layer, which imports pandas (half a second a cached pick saves)."""
+    with pq.ParquetFile(path) as parquet:
+        return parquet.read()
+
+
+def validate_rows(records: list[Record], where: str) -> None:
     """Reject NaN or non-positive latencies and duplicate keys, naming the first offender."""
-    latency = rows["latency_ms"]
-    bad = rows[latency.isna() | ~(latency > 0)]
-    if len(bad):
-        row = bad.iloc[0]
+    bad = [row for row in records if not _positive(row["latency_ms"])]
+    if bad:
+        row = bad[0]
         raise TableError(f"{where}: {len(bad)} row(s) with NaN or non-positive latency_ms, "
                          f"first: {row['backend']} {EntryKey.from_row(row).label()} = "
                          f"{row['latency_ms']}; re-run `hwnas profile`")
-    duplicated = rows[rows.duplicated(list(ROW_KEY), keep=False)]
-    if len(duplicated):
-        row = duplicated.iloc[0]
-        raise TableError(f"{where}: duplicate rows for {row['backend']} "
-                         f"{EntryKey.from_row(row).label()}; re-run `hwnas profile`")
+    seen: set[tuple[object, ...]] = set()
+    for row in records:
+        key = _row_key(row)
+        if key in seen:
+            raise TableError(f"{where}: duplicate rows for {row['backend']} "
+                             f"{EntryKey.from_row(row).label()}; re-run `hwnas profile`")
+        seen.add(key)
+
+
+def _positive(value: object) -> bool:
+    """A latency a table may hold: a number above 0 (NaN and None are not)."""
+    return isinstance(value, int | float) and value > 0

@@ -151,10 +151,10 @@ def measure(bundle: Path, out: Path, threads: int = 1, provider: str = "CPUExecu
     write `out` atomically (raw blocks, timing settings and this machine) and return it."""
     started = time.perf_counter()
     manifest = read_manifest(bundle)
-    check_models(bundle, manifest)
-    check_provider(provider)
     if threads < 1:
         raise UserError(f"--threads {threads}: must be at least 1")
+    check_provider(provider)  # the options first: hashing every model takes a while
+    check_models(bundle, manifest)
     log = progress_path(out)
     wanted = identity(manifest, threads, provider)
     if log.exists() and not resume:

@@ -1,5 +1,5 @@
-"""The family caches in a run folder, readable without torch, and the test accuracy of the
-members `pick` has chosen (`pick_test.json`).
+"""The family caches in a run folder, read as plain records (pyarrow: no torch, no pandas), and
+the test accuracy of the members `pick` has chosen (`pick_test.json`).
 
 `family.parquet` holds each member's validation accuracy, size, op counts and where it was met:
 computed once per checkpoint. `family-latency-<fingerprint>.parquet` holds each member's
@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from latency.table import atomic_write
+from latency.table import Record, atomic_write, read_parquet
 from search.config import SPLITS_VERSION
 from search.run_folder import CHECKPOINT_FILE
 
@@ -42,37 +41,37 @@ def cache_key(run_dir: Path, table_fingerprint: str) -> dict[str, object]:
             "splits": SPLITS_VERSION}
 
 
-def read_cached(run_dir: Path, table_fingerprint: str) -> pd.DataFrame | None:
+def read_cached(run_dir: Path, table_fingerprint: str) -> list[Record] | None:
     """The members (accuracies) when swept from this checkpoint and the run's table."""
     return _read(run_dir, FAMILY_FILE, table_fingerprint)
 
 
-def write_cache(run_dir: Path, table_fingerprint: str, members: pd.DataFrame) -> None:
+def write_cache(run_dir: Path, table_fingerprint: str, members: list[Record]) -> None:
     _write(run_dir, FAMILY_FILE, table_fingerprint, members)
 
 
-def read_latencies(run_dir: Path, table_fingerprint: str) -> pd.DataFrame | None:
+def read_latencies(run_dir: Path, table_fingerprint: str) -> list[Record] | None:
     """Predicted latencies of this checkpoint's members on the table with this fingerprint."""
     return _read(run_dir, latency_file(table_fingerprint), table_fingerprint)
 
 
-def write_latencies(run_dir: Path, table_fingerprint: str, latencies: pd.DataFrame) -> None:
+def write_latencies(run_dir: Path, table_fingerprint: str, latencies: list[Record]) -> None:
     _write(run_dir, latency_file(table_fingerprint), table_fingerprint, latencies)
 
 
-def _read(run_dir: Path, name: str, table_fingerprint: str) -> pd.DataFrame | None:
+def _read(run_dir: Path, name: str, table_fingerprint: str) -> list[Record] | None:
     path = run_dir / name
     if not path.is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
         return None
-    stored = pq.read_table(path)
+    stored = read_parquet(path)
     meta = json.loads((stored.schema.metadata or {}).get(FAMILY_KEY, b"{}"))
     if meta != json.loads(json.dumps(cache_key(run_dir, table_fingerprint))):
         return None
-    return stored.to_pandas()
+    return stored.to_pylist()
 
 
-def _write(run_dir: Path, name: str, table_fingerprint: str, frame: pd.DataFrame) -> None:
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+def _write(run_dir: Path, name: str, table_fingerprint: str, records: list[Record]) -> None:
+    arrow = pa.Table.from_pylist(records)
     key = json.dumps(cache_key(run_dir, table_fingerprint)).encode()
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), FAMILY_KEY: key})
     atomic_write(run_dir / name, lambda tmp: pq.write_table(arrow, tmp))

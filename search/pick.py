@@ -1,20 +1,21 @@
 """Choosing from the family: the most accurate member under a latency budget, or the member
 at a given penalty vector (the paper's query mode), and parsing `--penalty`.
 
-Budget mode on a cached family runs without torch (it is imported only where a network or a
-tensor is needed), so a second pick answers in well under a second of work."""
+Members are plain records (`latency.table.Record`: one dict per architecture). Budget mode on a
+cached family runs without torch and without pandas (each is imported only where a network, a
+tensor or a table of figures is needed), so a second pick answers in well under a second."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from latency.errors import UserError
 from latency.space import SearchSpace
+from latency.table import Record
 
 if TYPE_CHECKING:
     import torch
@@ -36,23 +37,25 @@ class Budget:
     column: str
 
 
-def best_within(members: pd.DataFrame, budgets: list[Budget]) -> pd.Series:
+def _fits(member: Record, budget: Budget) -> bool:
+    return member[budget.column] <= budget.budget_ms  # type: ignore[operator]
+
+
+def best_within(members: list[Record], budgets: list[Budget]) -> Record:
     """Highest accuracy among members predicted within every budget; ties: lower latency on
-    the first. When none fits, the error names the budget that binds and its fastest member."""
-    fits = pd.Series(True, index=members.index)
-    for budget in budgets:
-        fits &= members[budget.column] <= budget.budget_ms
-    if not fits.any():
+    the first, then the earlier member. When none fits, the error names the budget that binds
+    and its fastest member."""
+    fitting = [m for m in members if all(_fits(m, budget) for budget in budgets)]
+    if not fitting:
         raise UserError(_binding(members, budgets))
-    ranked = members[fits].sort_values(["accuracy", budgets[0].column], ascending=[False, True])
-    return ranked.iloc[0]
+    return min(fitting, key=lambda m: (-m["accuracy"], m[budgets[0].column]))  # type: ignore
 
 
-def _binding(members: pd.DataFrame, budgets: list[Budget]) -> str:
+def _binding(members: list[Record], budgets: list[Budget]) -> str:
     """The message when no member fits: the budget fewest members fit binds."""
-    counts = [int((members[b.column] <= b.budget_ms).sum()) for b in budgets]
+    counts = [sum(_fits(m, budget) for m in members) for budget in budgets]
     budget = budgets[counts.index(min(counts))]
-    fastest = members.loc[members[budget.column].idxmin()]
+    fastest = min(members, key=lambda m: m[budget.column])  # type: ignore[arg-type,return-value]
     if len(budgets) == 1:
         return (f"no member of the family is predicted under {budget.budget_ms:g} ms on "
                 f"{budget.backend}: the fastest takes {fastest[budget.column]:.3f} ms (accuracy "
@@ -78,16 +81,11 @@ def parse_budget(text: str) -> tuple[str, float]:
     return table, budget_ms
 
 
-Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
-
-
-def rescaled(members: Frame, columns: list[str], factor: float) -> Frame:
-    """The family (or one member) with the predictions in `columns` scaled by `factor`: the
-    machine's drift since the profile, measured by `pick --recalibrate`."""
-    scaled = members.copy()
-    for column in dict.fromkeys(columns):
-        scaled[column] = scaled[column] * factor
-    return scaled
+def rescaled(members: list[Record], columns: list[str], factor: float) -> list[Record]:
+    """The members with the predictions in `columns` scaled by `factor`: the machine's drift
+    since the profile, measured by `pick --recalibrate`."""
+    return [{**member, **{column: member[column] * factor  # type: ignore[operator]
+                          for column in columns}} for member in members]
 
 
 def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | None]:
@@ -135,23 +133,23 @@ def _number(text: str) -> float:
         raise UserError(f"--penalty value {text.strip()!r} is not a number") from None
 
 
-def member_row(members: pd.DataFrame, genotype: Genotype) -> pd.Series | None:
-    """The family's row for `genotype`, if the sweep met it."""
-    match = members[members["genotype"] == genotype.to_json()]
-    return None if match.empty else match.iloc[0]
+def member_row(members: list[Record], genotype: Genotype) -> Record | None:
+    """The family's member `genotype`, if the sweep met it."""
+    text = genotype.to_json()
+    return next((member for member in members if member["genotype"] == text), None)
 
 
-def genotype_of(row: pd.Series) -> Genotype:
+def genotype_of(row: Mapping[str, object]) -> Genotype:
     from latency.network import Genotype
 
     return Genotype.from_json(str(row["genotype"]))
 
 
-def row_op_counts(row: pd.Series, space: SearchSpace) -> dict[str, int]:
+def row_op_counts(row: Mapping[str, object], space: SearchSpace) -> dict[str, int]:
     return {op: int(row[f"count_{op}"]) for op in space.ops}
 
 
-def summary(row: pd.Series, space: SearchSpace, backend: str) -> dict[str, object]:
+def summary(row: Mapping[str, object], space: SearchSpace, backend: str) -> dict[str, object]:
     """What `pick --json` prints (`accuracy` is the validation accuracy, as it always was;
     `val_accuracy` says so by name; the CLI adds `test_accuracy`)."""
     return {"genotype": json.loads(str(row["genotype"])),

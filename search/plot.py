@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from latency.space import SearchSpace
-from latency.table import atomic_write
+from latency.table import Record, atomic_write
 from search.pick import genotype_of
 
 
@@ -24,12 +24,14 @@ def pareto_front(members: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(front)
 
 
-def plot_family(members: pd.DataFrame, space: SearchSpace,
-                panels: list[tuple[str, str, float | None]], pick: pd.Series, path: Path,
+def plot_family(family: list[Record], space: SearchSpace,
+                panels: list[tuple[str, str, float | None]], pick: Record, path: Path,
                 title: str) -> None:
     """One trade-off panel per device (title, the members' latency column, its budget), and
     the pick's operation counts."""
     import matplotlib
+
+    members = pd.DataFrame.from_records(family)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

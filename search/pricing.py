@@ -1,15 +1,15 @@
 """The family priced on a table: each member's predicted latency on every backend of any table
-of the run's space, cached per table fingerprint (`search/family_cache.py`)."""
+of the run's space, cached per table fingerprint (`search/family_cache.py`).
+
+Members are plain records (one dict per architecture), so pricing from the cache needs neither
+torch nor pandas."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from latency.errors import UserError
-from latency.predict import latency_model
-from latency.table import LatencyTable
+from latency.table import LatencyTable, Record
 from search.family_cache import read_latencies, write_latencies
 from search.pick import latency_column
 
@@ -24,9 +24,10 @@ def check_same_space(table: LatencyTable, run_table: LatencyTable, table_name: s
                         f"that space on the device (`hwnas profile --space ...`)")
 
 
-def latencies(genotypes: list[str], table: LatencyTable) -> pd.DataFrame:
+def latencies(genotypes: list[str], table: LatencyTable) -> list[Record]:
     """`genotype` (JSON) and `predicted_ms_<backend>` for every backend of the table."""
     from latency.network import Genotype
+    from latency.predict import latency_model
 
     models = {backend: latency_model(table, backend, warn=False) for backend in table.backends}
     rows = []
@@ -34,17 +35,19 @@ def latencies(genotypes: list[str], table: LatencyTable) -> pd.DataFrame:
         genotype = Genotype.from_json(text)
         rows.append({"genotype": text, **{latency_column(backend): model.predict_ms(genotype)
                                           for backend, model in models.items()}})
-    return pd.DataFrame.from_records(rows)
+    return rows
 
 
-def priced(run_dir: Path, members: pd.DataFrame, table: LatencyTable) -> pd.DataFrame:
+def priced(run_dir: Path, members: list[Record], table: LatencyTable) -> list[Record]:
     """The members with the table's predicted latencies, from the cache when it has them."""
+    genotypes = [str(member["genotype"]) for member in members]
     stored = read_latencies(run_dir, table.fingerprint)
-    if stored is None or set(stored["genotype"]) != set(members["genotype"]):
-        stored = latencies(members["genotype"].tolist(), table)
+    if stored is None or {row["genotype"] for row in stored} != set(genotypes):
+        stored = latencies(genotypes, table)
         write_latencies(run_dir, table.fingerprint, stored)
-    plain = members.drop(columns=[c for c in members if c.startswith("predicted_ms_")])
-    return plain.merge(stored, on="genotype", how="left", validate="one_to_one")
+    by_genotype = {row["genotype"]: row for row in stored}
+    return [{**{k: v for k, v in member.items() if not k.startswith("predicted_ms_")},
+             **by_genotype[genotype]} for member, genotype in zip(members, genotypes, strict=True)]
 
 
 def device_column(index: int) -> str:
@@ -52,10 +55,11 @@ def device_column(index: int) -> str:
     return f"device_ms_{index}"
 
 
-def with_devices(run_dir: Path, members: pd.DataFrame,
-                 devices: list[tuple[LatencyTable, str]]) -> pd.DataFrame:
-    """`members` plus one `device_ms_<i>` column per (table, backend): each device's predicted
+def with_devices(run_dir: Path, members: list[Record],
+                 devices: list[tuple[LatencyTable, str]]) -> list[Record]:
+    """`members` plus one `device_ms_<i>` field per (table, backend): each device's predicted
     latency of every member."""
-    columns = {device_column(i): priced(run_dir, members, table)[latency_column(backend)]
-               .to_numpy() for i, (table, backend) in enumerate(devices)}
-    return members.assign(**columns)
+    on_device = [[row[latency_column(backend)] for row in priced(run_dir, members, table)]
+                 for table, backend in devices]
+    return [{**member, **{device_column(i): values[n] for i, values in enumerate(on_device)}}
+            for n, member in enumerate(members)]

@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from latency.errors import UserError
 from latency.table import LatencyTable, TableError, atomic_write, read_table
 from search.config import LEGACY_VALUES, RESUMABLE_CHANGES, SPLITS_VERSION, SearchConfig
@@ -52,6 +50,8 @@ class RunFolder:
         return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
 
     def write_metrics(self, rows: list[dict[str, object]]) -> None:
+        import pandas as pd
+
         frame = pd.DataFrame.from_records(rows)
         atomic_write(self.metrics_path, lambda tmp: frame.to_csv(tmp, index=False))
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from latency.errors import UserError
@@ -20,7 +19,7 @@ from latency.hooks import Hooks
 from latency.network import Genotype, Network
 from latency.penalty import device_penalty
 from latency.space import SearchSpace
-from latency.table import LatencyTable
+from latency.table import LatencyTable, Record
 from search.config import SearchConfig
 from search.data import Dataset, load_dataset
 from search.derive import accuracy, member, member_network, parameter_count
@@ -101,8 +100,8 @@ def query_points(run: LoadedRun) -> torch.Tensor:
                       torch.tensor(samples, dtype=torch.float32)])
 
 
-def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
-    """One row per distinct architecture of the family (columns: see `describe`)."""
+def sweep(run: LoadedRun, hooks: Hooks | None = None) -> list[Record]:
+    """One record per distinct architecture of the family (fields: see `describe`)."""
     hooks = hooks or Hooks()
     points = query_points(run)
     first_s: dict[Genotype, torch.Tensor] = {}
@@ -117,7 +116,7 @@ def sweep(run: LoadedRun, hooks: Hooks | None = None) -> pd.DataFrame:
     for genotype, s in first_s.items():
         rows.append({**describe(run, genotype, s, data), "query_points": hits[genotype]})
         hooks.advance(f"{len(rows)}/{len(first_s)}")
-    return pd.DataFrame.from_records(rows)
+    return rows
 
 
 def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
@@ -132,7 +131,7 @@ def describe(run: LoadedRun, genotype: Genotype, s: torch.Tensor,
 
 
 def family(run: LoadedRun, hooks: Hooks | None = None,
-           table: LatencyTable | None = None) -> tuple[pd.DataFrame, bool]:
+           table: LatencyTable | None = None) -> tuple[list[Record], bool]:
     """The family priced on `table` (default: the run's): the cached members when they match
     this checkpoint, else a fresh sweep (written to the cache). Returns (family,
     members_came_from_cache)."""

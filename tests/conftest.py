@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from latency import keys
@@ -43,7 +43,7 @@ def synthetic_table(space: SearchSpace, backends: tuple[str, ...] = ("torch", "o
                             "median_ms": value, "iqr_ms": 0.0, "n": 10, "rounds": 3,
                             "stable": True})
     meta = {"space": space.to_dict(), "device": "cpu", "device_name": "synthetic"}
-    return LatencyTable(pd.DataFrame.from_records(records), meta)
+    return LatencyTable(records, meta)
 
 
 @pytest.fixture
@@ -56,14 +56,32 @@ def tiny_table() -> LatencyTable:
     return synthetic_table(TINY_SPACE)
 
 
-def run_without_torch(bundle: Path, out: Path, *args: str,
-                      shadow: Path) -> subprocess.CompletedProcess[str]:
-    """`python BUNDLE/run.py` in a process where torch and pandas raise ImportError and the
-    project itself is not on the path: only the bundle's own files can be used."""
+def heavy_imports(args: list[str]) -> list[str]:
+    """Which of torch and pandas `hwnas ARGS` imports, run in a new process (it must succeed)."""
+    code = ("import json, sys; from typer.testing import CliRunner; from hwnas.cli import app; "
+            f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output; "
+            "print(json.dumps([m for m in ('torch', 'pandas') if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def runner_without_torch(bundle: Path, out: Path, *args: str,
+                         shadow: Path) -> dict[str, object]:
+    """subprocess arguments for `python BUNDLE/run.py` in a process where torch and pandas
+    raise ImportError and the project itself is not on the path: only the bundle's own files
+    can be used."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(shadow)
-    return subprocess.run([sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
-                          env=env, cwd=shadow, capture_output=True, text=True, timeout=120)
+    return {"args": [sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
+            "env": env, "cwd": shadow, "text": True}
+
+
+def run_without_torch(bundle: Path, out: Path, *args: str,
+                      shadow: Path) -> subprocess.CompletedProcess[str]:
+    """The bundle's runner run to the end (`runner_without_torch`)."""
+    return subprocess.run(**runner_without_torch(bundle, out, *args, shadow=shadow),
+                          capture_output=True, timeout=120)  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,15 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLE_NETWORKS, QUICK, TINY_SPACE, run_without_torch
+from conftest import BUNDLE_NETWORKS, QUICK, TINY_SPACE, run_without_torch, runner_without_torch
 from typer.testing import CliRunner
 
 from hwnas.cli import app
@@ -101,6 +103,63 @@ def test_resume_keeps_the_blocks_of_an_interrupted_run(measured: tuple[Path, Pat
         target.measure(bundle, tmp_path / "again.json", resume=True)
 
 
+def test_a_runner_stopped_by_ctrl_c_resumes_and_keeps_what_it_measured(
+        measured: tuple[Path, Path], tmp_path: Path, shadow: Path) -> None:
+    bundle, _ = measured
+    out = tmp_path / "results.json"
+    log = target.progress_path(out)
+    # its own process group, signalled as a terminal's Ctrl-C signals one: the runner and its
+    # fresh-process server alike
+    process = subprocess.Popen(**runner_without_torch(bundle, out, shadow=shadow),
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_blocks(log, process, at_least=3)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    messages = [line for line in stderr.splitlines() if line and not line.startswith("measured")]
+    assert process.returncode == 130, stderr
+    assert messages == ["interrupted: what was measured is kept; run the same command with "
+                        "--resume to continue"], stderr
+    assert not out.exists() and log.exists()
+    taken = _blocks_in(log)
+    assert sum(len(blocks) for blocks in taken.values()) >= 3
+    done = run_without_torch(bundle, out, "--resume", shadow=shadow)
+    assert done.returncode == 0, done.stderr
+    assert not log.exists()
+    results = json.loads(out.read_text())
+    for task, blocks in taken.items():
+        assert results["blocks_ms"][task][:len(blocks)] == blocks
+    import_results(out, bundle, tmp_path / "t.parquet")
+    table = read_table(tmp_path / "t.parquet")
+    assert len(table.records) == len(target.read_manifest(bundle)["entries"])
+
+
+def _wait_for_blocks(log: Path, process: subprocess.Popen, at_least: int) -> None:
+    """Return once the runner's progress file holds `at_least` blocks (a header line, then one
+    line per block); fail if the runner ends first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) > at_least:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the runner ended (exit {process.poll()}) before {at_least} blocks")
+
+
+def _blocks_in(log: Path) -> dict[str, list[list[float]]]:
+    """Each task's blocks in a progress file, in order; a torn last line is skipped."""
+    blocks: dict[str, list[list[float]]] = {}
+    for line in log.read_text().splitlines()[1:]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        blocks.setdefault(str(record["task"]), []).append(record["block_ms"])
+    return blocks
+
+
 def _results_with(results: Path, tmp_path: Path, change) -> Path:
     data = json.loads(results.read_text())
     change(data)
@@ -160,11 +219,12 @@ def test_results_of_a_bundle_of_another_space_are_refused(measured: tuple[Path, 
 def test_runner_refuses_a_missing_model_an_unknown_provider_and_a_non_bundle(
         measured: tuple[Path, Path], tmp_path: Path, shadow: Path) -> None:
     bundle, _ = measured
-    with pytest.raises(UserError, match="this onnxruntime has .*CPUExecutionProvider"):
-        target.measure(bundle, tmp_path / "r.json", provider="TensorrtExecutionProvider")
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
     (copy / "models" / "e001.onnx").unlink()
+    # the provider is refused before any model is read or hashed (else: "lacks e001")
+    with pytest.raises(UserError, match="this onnxruntime has .*CPUExecutionProvider"):
+        target.measure(copy, tmp_path / "r.json", provider="TensorrtExecutionProvider")
     done = run_without_torch(copy, tmp_path / "r.json", shadow=shadow)
     assert done.returncode == 2 and "lacks models/e001.onnx" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

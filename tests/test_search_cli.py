@@ -69,7 +69,7 @@ def test_missing_table(tmp_path) -> None:
 
 def test_table_missing_entries_the_space_needs(tmp_path, tiny_table) -> None:
     rows = tiny_table.rows[tiny_table.rows["op"] != "conv_3x3"]
-    path = write_table(LatencyTable(rows, tiny_table.meta), tmp_path / "holes.parquet")
+    path = write_table(LatencyTable.from_frame(rows, tiny_table.meta), tmp_path / "holes.parquet")
     message = _refusal("--table", path, "--out", tmp_path / "runs")
     assert "lacks" in message and "conv_3x3" in message
     assert not (tmp_path / "runs").exists()
@@ -77,7 +77,7 @@ def test_table_missing_entries_the_space_needs(tmp_path, tiny_table) -> None:
 
 def test_table_for_another_space(tmp_path) -> None:
     other = synthetic_table(PRESETS["exp1"], backends=("onnxruntime",))
-    mislabelled = LatencyTable(other.rows, {**other.meta, "space": TINY_SPACE.to_dict()})
+    mislabelled = LatencyTable(other.records, {**other.meta, "space": TINY_SPACE.to_dict()})
     path = write_table(mislabelled, tmp_path / "other.parquet")
     assert "another space" in _refusal("--table", path, "--out", tmp_path / "runs")
 

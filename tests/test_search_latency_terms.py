@@ -61,12 +61,12 @@ def test_missing_entries_name_the_first_and_the_fix(tiny_space, tiny_table) -> N
     rows = tiny_table.rows
     rows = rows[~((rows["op"] == "conv_3x3") & (rows["stride"] == 2))]
     with pytest.raises(UserError, match=r"lacks \d+ torch entries .*conv_3x3.*hwnas profile"):
-        latency_terms(LatencyTable(rows, tiny_table.meta), "torch")
+        latency_terms(LatencyTable.from_frame(rows, tiny_table.meta), "torch")
 
 
 def test_table_profiled_for_another_space_is_refused(tiny_space) -> None:
     other = synthetic_table(PRESETS["exp1"])
-    mislabelled = LatencyTable(other.rows, {**other.meta, "space": tiny_space.to_dict()})
+    mislabelled = LatencyTable(other.records, {**other.meta, "space": tiny_space.to_dict()})
     with pytest.raises(UserError, match="another space"):
         latency_terms(mislabelled, "torch")
 
@@ -79,6 +79,6 @@ def test_backend_missing_from_the_table(tiny_space) -> None:
 
 def test_fused_backend_needs_the_call_overhead_entry(tiny_table) -> None:
     rows = tiny_table.rows[tiny_table.rows["op"] != "call_overhead"]
-    latency_terms(LatencyTable(rows, tiny_table.meta), "torch")  # eager: not needed
+    latency_terms(LatencyTable.from_frame(rows, tiny_table.meta), "torch")  # eager: not needed
     with pytest.raises(UserError, match="lacks 1 onnxruntime entry .*call_overhead"):
-        latency_terms(LatencyTable(rows, tiny_table.meta), "onnxruntime")
+        latency_terms(LatencyTable.from_frame(rows, tiny_table.meta), "onnxruntime")

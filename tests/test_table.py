@@ -16,6 +16,7 @@ from latency.penalty import device_penalty, op_totals_ms
 from latency.space import cell_edges, cell_plans, edge_key, enumerate_entries
 from latency.table import (
     METADATA_KEY,
+    LatencyTable,
     MissingEntryError,
     TableError,
     read_table,
@@ -116,8 +117,9 @@ def test_reader_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
 
 
 def test_writer_refuses_invalid_rows_and_leaves_no_file(tmp_path: Path) -> None:
-    table = synthetic_table(TINY_SPACE)
-    table.rows.loc[3, "latency_ms"] = float("nan")
+    good = synthetic_table(TINY_SPACE)
+    table = LatencyTable([*good.records[:3], {**good.records[3], "latency_ms": float("nan")},
+                          *good.records[4:]], good.meta)
     with pytest.raises(TableError, match="NaN"):
         write_table(table, tmp_path / "t.parquet")
     assert list(tmp_path.iterdir()) == []
