@@ -130,9 +130,14 @@ def print_summary(table: LatencyTable) -> None:
     for name in backends:
         if name in calibration:
             fit = calibration[name]
-            console.print(f"{name} latency model: calibrated on {fit['networks']} whole networks,"
-                          f" fit error {fit['fit_mape_pct']}% (check held-out networks with "
-                          f"`hwnas validate`)", highlight=False)
+            nodes = fit.get("node_ms") or {}
+            graph = (", with ONNX Runtime's graph nodes priced ("
+                     + ", ".join(f"{1000 * ms:.1f} µs per {term.replace('_nodes', '')}"
+                                 for term, ms in nodes.items())
+                     + f", NCHWc block {fit.get('nchwc_block')})") if nodes else ""
+            console.print(f"{name} latency model: calibrated on {fit['networks']} whole networks"
+                          f"{graph}, fit error {fit['fit_mape_pct']}% (check held-out networks "
+                          f"with `hwnas validate`)", highlight=False)
         else:
             console.print(f"{name} latency model: [yellow]uncalibrated[/] (profile with "
                           f"--calibration-networks > 0 to calibrate)", highlight=False)

@@ -16,6 +16,10 @@ The model, per backend (docs/latency-model.md says why each part is there):
   Runtime's common-subexpression elimination merges them. Those edges count once.
 - `c0`, `a_m`: the calibration, fitted on whole networks measured the same way a deployed model
   runs; without calibration `c0 = 0`, `a_m = 1` (the corrected sum) and a warning says so.
+- ONNX Runtime only, when the calibration has them: `+ Σ_t b_t · n_t`, the Add and layout
+  reorder nodes its optimised graph keeps (`latency.ort_graph` counts them from the genotype),
+  at a fitted cost each. The differentiable latency of search cannot count nodes: it adds
+  their average cost over the calibration networks instead (`constant_ms`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.optimize import lsq_linear
 
-from latency import keys
+from latency import keys, ort_graph
 from latency.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
 from latency.table import LatencyTable
 
@@ -49,15 +54,26 @@ class Calibration:
     op_scale: dict[str, float] = field(default_factory=dict)  # missing op: scale 1
     networks: int = 0  # whole networks it was fitted on
     fit_mape_pct: float | None = None  # mean |error| on those networks after fitting
+    # ONNX Runtime's graph terms (none in tables written before them): ms per node of each
+    # of ort_graph.TERMS, the NCHWc block they were counted with, and their mean cost over
+    # the calibration networks (what the differentiable search latency adds instead).
+    node_ms: dict[str, float] = field(default_factory=dict)
+    nchwc_block: int = 1
+    node_mean_ms: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return {"intercept_ms": self.intercept_ms, "op_scale": self.op_scale,
-                "networks": self.networks, "fit_mape_pct": self.fit_mape_pct}
+                "networks": self.networks, "fit_mape_pct": self.fit_mape_pct,
+                "node_ms": self.node_ms, "nchwc_block": self.nchwc_block,
+                "node_mean_ms": self.node_mean_ms}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Calibration:
         return cls(float(data["intercept_ms"]), dict(data["op_scale"]),  # type: ignore[arg-type]
-                   int(data["networks"]), data.get("fit_mape_pct"))  # type: ignore[arg-type]
+                   int(data["networks"]), data.get("fit_mape_pct"),  # type: ignore[arg-type]
+                   dict(data.get("node_ms") or {}),  # type: ignore[call-overload]
+                   int(data.get("nchwc_block", 1)),  # type: ignore[call-overload]
+                   float(data.get("node_mean_ms", 0.0)))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,16 @@ class LatencyModel:
         return sums
 
     def predict_ms(self, genotype: Genotype) -> float:
-        return self.combine_ms(self.op_sums_ms(genotype))
+        return self.combine_ms(self.op_sums_ms(genotype)) + self.nodes_ms(genotype)
+
+    def nodes_ms(self, genotype: Genotype) -> float:
+        """Σ b_t n_t: the cost of the graph nodes the calibration prices (0 without them)."""
+        calibration = self.calibration or Calibration()
+        if not calibration.node_ms:
+            return 0.0
+        counts = ort_graph.counts(self.space, genotype, calibration.nchwc_block)
+        return sum(calibration.node_ms[term] * n
+                   for term, n in zip(ort_graph.TERMS, counts, strict=True))
 
     def combine_ms(self, op_sums_ms: dict[str, float]) -> float:
         """F + c0 + Σ a_m L_m for given per-op sums (also used on expected sums in search)."""
@@ -109,7 +134,9 @@ class LatencyModel:
 
     @property
     def constant_ms(self) -> float:
-        return self.fixed_ms + (self.calibration or Calibration()).intercept_ms
+        """F + c0, plus the graph nodes' mean cost: a soft architecture has no nodes to count."""
+        calibration = self.calibration or Calibration()
+        return self.fixed_ms + calibration.intercept_ms + calibration.node_mean_ms
 
 
 def moved_bytes(key: keys.EntryKey) -> int:
@@ -171,25 +198,40 @@ def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> Laten
 
 
 def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
-                    measured_ms: list[float], ridge: float = 0.05) -> Calibration:
-    """Least squares on relative error of `c0` and `a_m`, lightly pulled toward the
-    uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible."""
+                    measured_ms: list[float], ridge: float = 0.05,
+                    nchwc_block: int | None = None) -> Calibration:
+    """Least squares on relative error of `c0` and `a_m` (each a_m ≥ 0), lightly pulled toward
+    the uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible.
+    With `nchwc_block` (ONNX Runtime on this machine) also a cost (≥ 0) per Add and per
+    reorder node of its optimised graph, pulled toward 0."""
     ops = list(model.space.ops)
     y = np.asarray(measured_ms, dtype=float)
     sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
-    design = np.column_stack([np.ones(len(y)), sums]) / y[:, None]
+    graph_terms = nchwc_block is not None and ort_graph.models(model.space)
+    nodes = (np.array([ort_graph.counts(model.space, g, nchwc_block) for g in genotypes],
+                      dtype=float) if graph_terms else np.zeros((len(y), 0)))
+    design = np.column_stack([np.ones(len(y)), sums, nodes]) / y[:, None]
     target = (y - model.fixed_ms) / y
-    prior = np.array([0.0] + [1.0] * len(ops))
-    scale = np.array([1.0 / float(np.mean(y))] + [1.0] * len(ops))  # intercept in ms units
+    prior = np.array([0.0] + [1.0] * len(ops) + [0.0] * nodes.shape[1])
+    # intercept and node costs in ms: pulled relative to the networks' mean latency
+    scale = np.array([1.0 / float(np.mean(y))] + [1.0] * len(ops)
+                     + list(nodes.mean(axis=0) / float(np.mean(y))))
     rows = np.vstack([design, ridge * np.diag(scale)])
     rhs = np.concatenate([target, ridge * scale * prior])
-    params, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
-    calibration = Calibration(float(params[0]), dict(zip(ops, map(float, params[1:]),
-                                                         strict=True)), len(y))
+    # No op and no node costs less than nothing: a few noisy networks could otherwise trade
+    # an op's scale against the node counts that go with it, down to a negative scale that
+    # would also break the search's per-op shares (latency.penalty).
+    lower = np.array([-np.inf] + [0.0] * (len(ops) + nodes.shape[1]))
+    params = lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
+    node_ms = (dict(zip(ort_graph.TERMS, map(float, params[1 + len(ops):]), strict=True))
+               if graph_terms else {})
+    calibration = Calibration(
+        float(params[0]), dict(zip(ops, map(float, params[1:1 + len(ops)]), strict=True)),
+        len(y), node_ms=node_ms, nchwc_block=nchwc_block or 1,
+        node_mean_ms=float(np.mean(nodes @ params[1 + len(ops):])) if graph_terms else 0.0)
     fitted = dataclasses.replace(model, calibration=calibration)
     errors = [abs(fitted.predict_ms(g) - m) / m for g, m in zip(genotypes, y, strict=True)]
-    return Calibration(calibration.intercept_ms, calibration.op_scale, len(y),
-                       round(100 * float(np.mean(errors)), 2))
+    return dataclasses.replace(calibration, fit_mape_pct=round(100 * float(np.mean(errors)), 2))
 
 
 def mixture_genotypes(space: SearchSpace, count: int, generator: np.random.Generator,

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from latency import phases
+from latency import ort_graph, phases
 from latency.backends import Backend, BackendUnavailable, device_name, make_backend
 from latency.errors import UserError
 from latency.export_ahead import ExportAhead, spare_core
@@ -152,8 +152,9 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         finally:
             if ahead is not None:
                 ahead.cancel()
+    block = ort_graph.nchwc_block() if ONNXRUNTIME in backends else None
     table = table_from_results(results, config, genotypes,
-                               profile_metadata(config, sorted(backends)))
+                               profile_metadata(config, sorted(backends)), block)
     table.meta["profile_wall_s"] = round(time.perf_counter() - started, 2)
     table.meta["profile_phases_s"] = {name: round(seconds, 2)
                                       for name, seconds in phases.take().items()}
@@ -206,16 +207,18 @@ def _label(item: EntryKey | CalibrationNetwork) -> str:
 
 
 def table_from_results(results: dict[Hashable, Measurement], config: ProfileConfig,
-                       genotypes: list[Genotype], meta: dict[str, object]) -> LatencyTable:
+                       genotypes: list[Genotype], meta: dict[str, object],
+                       nchwc_block: int | None = None) -> LatencyTable:
     """The table of measured blocks keyed (backend, EntryKey | CalibrationNetwork), calibrated
     on the networks: what `hwnas profile` writes, and what `hwnas table import` writes from a
-    target's results."""
+    target's results. `nchwc_block`: the measuring machine's ONNX Runtime NCHWc block, which
+    lets its calibration price the optimised graph's nodes (unknown for an imported target)."""
     table = LatencyTable(_rows(results, config), meta)
-    return _calibrated(table, genotypes, results) if genotypes else table
+    return _calibrated(table, genotypes, results, nchwc_block) if genotypes else table
 
 
 def _calibrated(table: LatencyTable, genotypes: list[Genotype],
-                results: dict[Hashable, Measurement]) -> LatencyTable:
+                results: dict[Hashable, Measurement], nchwc_block: int | None) -> LatencyTable:
     """The table with each backend's calibration (and the networks it was fitted on)."""
     calibration, networks = {}, {}
     for backend in table.backends:
@@ -225,7 +228,9 @@ def _calibrated(table: LatencyTable, genotypes: list[Genotype],
                 launched.setdefault(item.index, []).append(m.latency_ms)
         measured = [statistics.median(launched[i]) for i in range(len(genotypes))]
         model = uncalibrated_model(table, backend)
-        calibration[backend] = fit_calibration(model, genotypes, measured).to_dict()
+        block = nchwc_block if backend == ONNXRUNTIME else None
+        calibration[backend] = fit_calibration(model, genotypes, measured,
+                                               nchwc_block=block).to_dict()
         networks[backend] = [{"genotype": json.loads(g.to_json()), "measured_ms": m,
                               "launches_ms": launched[i], "uncalibrated_ms": model.predict_ms(g)}
                              for i, (g, m) in enumerate(zip(genotypes, measured, strict=True))]

@@ -84,9 +84,9 @@ class ValidationReport:
             "backend": self.backend,
             "calibrated": self.calibrated,
             "n": len(self.points),
-            **_error_figures([p.error_pct for p in self.points], ""),
+            **error_figures([p.error_pct for p in self.points], ""),
             # the same with each prediction scaled by the drift the references measured
-            **_error_figures([p.corrected_error_pct(self.factor) for p in self.points],
+            **error_figures([p.corrected_error_pct(self.factor) for p in self.points],
                              "_corrected"),
             "drift_factor": self.factor,
             "rank_correlation": float(frame["predicted"].corr(frame["measured"],
@@ -108,7 +108,7 @@ class ValidationReport:
                               "repeat_pct": p.repeat_pct} for p in self.points])
 
 
-def _error_figures(errors: list[float], suffix: str) -> dict[str, float]:
+def error_figures(errors: list[float], suffix: str) -> dict[str, float]:
     """Share within ±5% and ±10%, mean absolute and worst signed error (%) of `errors`."""
     return {f"within_5pct{suffix}": sum(abs(e) <= 5 for e in errors) / len(errors),
             f"within_10pct{suffix}": sum(abs(e) <= 10 for e in errors) / len(errors),

@@ -39,9 +39,10 @@ class LatencyTerms:
     def expected_ms(self, weights: torch.Tensor) -> torch.Tensor:
         """Differentiable latency (ms) of the network whose edges mix ops by `weights`.
 
-        With one-hot weights this is the model's prediction for that discrete architecture
-        (on a fused backend slightly above `LatencyModel.predict_ms`, which also counts a
-        parameter-free op shared by edges from one node once).
+        With one-hot weights this is the model's prediction for that discrete architecture,
+        up to what only a discrete genotype shows on a fused backend: `LatencyModel.predict_ms`
+        counts a parameter-free op shared by edges from one node once, and prices ONNX
+        Runtime's graph nodes by their count where this adds their mean cost.
         """
         return self.fixed_ms + (self.per_cell(weights) * self.edge_ms).sum()
 

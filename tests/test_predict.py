@@ -144,3 +144,37 @@ def test_validation_networks_avoid_calibration_ones() -> None:
     assert len(set(held_out)) == 20 and not set(held_out) & set(used)
     rng = np.random.default_rng(0)
     assert mixture_genotypes(TINY_SPACE, 5, rng, include_pure=False)[0] != used[0]
+
+
+def test_a_calibration_stored_before_graph_terms_predicts_as_it_did() -> None:
+    table = synthetic_table(TINY_SPACE, backends=("onnxruntime",))
+    stored = {"intercept_ms": 0.05, "op_scale": {"conv_3x3": 1.2}, "networks": 24,
+              "fit_mape_pct": 3.0}  # the dict tables held before the graph terms existed
+    table.meta["calibration"] = {"onnxruntime": stored}
+    model = latency_model(table, "onnxruntime")
+    base = uncalibrated_model(table, "onnxruntime")
+    sums = base.op_sums_ms(HAND)
+    expected = base.fixed_ms + 0.05 + sum(sums[op] * (1.2 if op == "conv_3x3" else 1.0)
+                                          for op in sums)
+    assert model.predict_ms(HAND) == expected
+    assert model.constant_ms == base.fixed_ms + 0.05
+
+
+def test_fit_with_graph_terms_recovers_a_known_cost_per_node() -> None:
+    table = synthetic_table(TINY_SPACE, backends=("onnxruntime",))
+    model = uncalibrated_model(table, "onnxruntime")
+    truth = dataclasses.replace(model, calibration=Calibration(
+        0.01, {"max_pool_3x3": 1.3, "skip_connect": 0.9, "conv_3x3": 1.1},
+        node_ms={"add_nodes": 0.002, "reorder_nodes": 0.004}, nchwc_block=8))
+    genotypes = calibration_genotypes(TINY_SPACE, 24, seed=0)
+    measured = [truth.predict_ms(g) for g in genotypes]
+    fitted = fit_calibration(model, genotypes, measured, ridge=1e-6, nchwc_block=8)
+    assert fitted.node_ms == pytest.approx(truth.calibration.node_ms, rel=1e-3)
+    assert fitted.fit_mape_pct < 0.1
+    without = fit_calibration(model, genotypes, measured, ridge=1e-6)
+    assert not without.node_ms and without.fit_mape_pct > 1.0  # the nodes' cost is real here
+    # the soft (search) latency carries the nodes' mean cost over the calibration networks
+    calibrated = dataclasses.replace(model, calibration=fitted)
+    mean_nodes = np.mean([calibrated.nodes_ms(g) for g in genotypes])
+    assert calibrated.constant_ms == pytest.approx(
+        model.fixed_ms + fitted.intercept_ms + mean_nodes)

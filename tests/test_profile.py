@@ -58,6 +58,11 @@ def test_cli_profiles_a_tiny_space_with_both_backends(tmp_path: Path, space_file
     shown = runner.invoke(app, ["table", "show", str(out), "--entries"])
     assert shown.exit_code == 0 and "preprocess_reduce" in shown.output
     assert f"profiled {table.meta['created']}, " in shown.output
+    # only onnxruntime's calibration prices its optimised graph's nodes, at this host's block
+    calibration = table.meta["calibration"]
+    assert set(calibration["onnxruntime"]["node_ms"]) == {"add_nodes", "reorder_nodes"}
+    assert not calibration["torch"]["node_ms"]
+    assert "graph nodes priced" in shown.output
 
 
 @pytest.mark.parametrize(("seconds", "words"), [(40, "40 s"), (125, "2 min"),
