@@ -113,21 +113,23 @@ class FreshProcesses:
         self._preload = preload
 
     def __enter__(self) -> FreshProcesses:
-        self._server: subprocess.Popen[bytes] | None = None  # started by the first `open`
+        """Start the server now: it imports its libraries (about 4 s for torch, onnxruntime
+        and the exporter on a 2-core CPU) while this process goes on with its own work, such
+        as importing the same libraries; the first `open` waits until it is ready."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "latency.fresh", *self._preload], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._ready = False
         self._handles = 0
         return self
 
-    def _start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._server = subprocess.Popen([sys.executable, "-m", "latency.fresh", *self._preload],
-                                        env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self._reply()  # the server is ready once it has imported the libraries
-
     def open(self, task: ProcessTask) -> FreshNetwork:
         """A new child process with the task's network built in it."""
-        if self._server is None:
-            self._start()
+        if not self._ready:
+            with phase("server start (not overlapped)"):
+                self._reply()  # the server is ready once it has imported the libraries
+            self._ready = True
         self._handles += 1
         with phase("launch"):  # fork, and build in the child (its own tally comes back)
             phases.add(self.request("open", self._handles, task))  # type: ignore[arg-type]
@@ -135,11 +137,11 @@ class FreshProcesses:
 
     def close_all(self) -> None:
         """End every open child."""
-        if self._server is not None:
+        if self._ready:
             self.request("close_all", 0, None)
 
     def request(self, command: str, handle: int, payload: object) -> object:
-        assert self._server and self._server.stdin
+        assert self._server.stdin
         try:
             pickle.dump((command, handle, payload), self._server.stdin)
             self._server.stdin.flush()
@@ -149,7 +151,7 @@ class FreshProcesses:
         return self._reply()
 
     def _reply(self) -> object:
-        assert self._server and self._server.stdout
+        assert self._server.stdout
         try:
             status, value = pickle.load(self._server.stdout)
         except EOFError:
@@ -159,15 +161,21 @@ class FreshProcesses:
             raise UserError(f"measuring a whole network failed: {value}")
         return value
 
-    def __exit__(self, *exc: object) -> None:
-        if self._server is None or self._server.stdin is None:
-            return
-        try:
-            self._server.stdin.close()
-            self._server.wait(timeout=10)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self._server.kill()
-            self._server.wait()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Let the server end its children and exit; after an error, or when it was never
+        used, it is stopped at once instead (its children then see their pipes close)."""
+        if exc_type is None and self._ready:
+            try:
+                self._server.stdin.close()  # type: ignore[union-attr]
+                self._server.wait(timeout=10)
+                return
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                pass
+        self._server.kill()
+        self._server.wait()
+        for pipe in (self._server.stdin, self._server.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
 
 def measure_fresh(fresh: FreshProcesses, tasks: Mapping[Hashable, ProcessTask],

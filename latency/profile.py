@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Hashable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -91,8 +92,12 @@ def check_writable(out: Path) -> None:
 
 
 def profile(config: ProfileConfig, out: Path, resume: bool = False,
-            hooks: Hooks | None = None) -> LatencyTable:
-    """Measure, write `out` atomically, remove the progress file, and return the table."""
+            hooks: Hooks | None = None, fresh: FreshProcesses | None = None) -> LatencyTable:
+    """Measure, write `out` atomically, remove the progress file, and return the table.
+
+    `fresh`: the server for whole networks, when the caller started it early (see
+    `FreshProcesses`); by default one is started here.
+    """
     hooks = hooks or Hooks()
     started = time.perf_counter()
     check_writable(out)
@@ -123,7 +128,7 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         # The onnxruntime models are exported on the spare core while torch is measured.
         ahead = _export_ahead(config, list(backends), entries, genotypes, kept)
         try:
-            with FreshProcesses() as fresh:
+            with nullcontext(fresh) if fresh is not None else FreshProcesses() as fresh:
                 for name, backend in backends.items():
                     exported: dict[object, bytes] = {}
                     if ahead is not None and name == ONNXRUNTIME:

@@ -28,7 +28,10 @@ class TimingSettings:
 
     warmup_s: float = 0.02  # spent calling an entry before its first timed block
     block_s: float = 0.02  # target length of one timed block
-    min_calls: int = 5  # calls per block, at least
+    # Calls per block, at least. Three, not five: a whole torch network takes 5–8 ms on a
+    # 2-core CPU, so five calls made its blocks 2× `block_s` and the profile's whole
+    # networks 70% of its time (docs/profiling.md).
+    min_calls: int = 3
     max_calls: int = 200  # calls per block, at most
     min_rounds: int = 6  # blocks before an entry may stop
     max_rounds: int = 16  # blocks at most; an entry still disagreeing then is unstable

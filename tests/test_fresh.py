@@ -46,7 +46,11 @@ def test_a_failure_in_the_child_is_one_line_in_the_parent() -> None:
         measure_fresh(fresh, {0: task}, QUICK)
 
 
-def test_nothing_is_started_without_a_network() -> None:
+def test_a_server_never_used_is_stopped_on_exit() -> None:
+    """The server starts on entry (its imports overlap the caller's); unused, it is killed
+    rather than waited for."""
     with FreshProcesses() as fresh:
         assert measure_fresh(fresh, {}, QUICK) == {}
-        assert fresh._server is None
+        server = fresh._server
+        assert server.poll() is None
+    assert server.returncode is not None
