@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import lsq_linear
 
 from latency import keys, ort_graph
 from latency.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
@@ -258,6 +257,8 @@ def _solve(features: np.ndarray, y: np.ndarray, fixed_ms: float, n_ops: int,
     # an op's scale against the node counts that go with it, down to a negative scale that
     # would also break the search's per-op shares (latency.penalty).
     lower = np.array([-np.inf] + [0.0] * (n_ops + n_nodes))
+    from scipy.optimize import lsq_linear  # 0.4 s to import: only a fit needs it
+
     return lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
 
 
