@@ -201,8 +201,12 @@ def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> Laten
 # A fit with graph terms matches clean networks to about 2%, so one measured during a burst
 # of interference stands out: networks further than OUTLIER_SDS robust standard deviations
 # (at least OUTLIER_FLOOR of their latency) from the first fit are left out of the second.
+# Only with at least OUTLIER_MIN_RATIO networks per fitted parameter: with fewer, the first
+# fit nearly interpolates, its residuals say nothing about noise, and clean networks were
+# dropped (two of six in a test profile).
 OUTLIER_SDS = 3.0
 OUTLIER_FLOOR = 0.01
+OUTLIER_MIN_RATIO = 2
 
 
 def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
@@ -212,7 +216,8 @@ def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
     the uncalibrated model (c0 = 0, a = 1) so an op the networks barely vary stays sensible.
     With `nchwc_block` (ONNX Runtime on this machine) also a cost (≥ 0) per Add and per
     reorder node of its optimised graph, pulled toward 0, refitted without the networks
-    the first fit shows as disturbed (recorded in `left_out`)."""
+    the first fit shows as disturbed (recorded in `left_out`) when there are enough networks
+    to tell (see OUTLIER_MIN_RATIO)."""
     ops = list(model.space.ops)
     y = np.asarray(measured_ms, dtype=float)
     sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
@@ -222,7 +227,7 @@ def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
     features = np.column_stack([np.ones(len(y)), sums, nodes])
     kept = np.ones(len(y), dtype=bool)
     params = _solve(features, y, model.fixed_ms, len(ops), ridge)
-    if graph_terms:
+    if graph_terms and len(y) >= OUTLIER_MIN_RATIO * features.shape[1]:
         relative = (model.fixed_ms + features @ params - y) / y
         off = np.abs(relative - np.median(relative))
         kept = off <= OUTLIER_SDS * max(1.4826 * float(np.median(off)), OUTLIER_FLOOR)

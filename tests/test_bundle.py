@@ -109,9 +109,12 @@ def test_a_runner_stopped_by_ctrl_c_resumes_and_keeps_what_it_measured(
     out = tmp_path / "results.json"
     log = target.progress_path(out)
     # its own process group, signalled as a terminal's Ctrl-C signals one: the runner and its
-    # fresh-process server alike
+    # fresh-process server alike. SIGINT is reset to its default in the child, as a terminal's
+    # foreground job has it: a test run started in the background (`cmd &` without job
+    # control) ignores SIGINT, every child inherits that, and the runner would finish.
     process = subprocess.Popen(**runner_without_torch(bundle, out, shadow=shadow),
-                               stderr=subprocess.PIPE, start_new_session=True)
+                               stderr=subprocess.PIPE, start_new_session=True,
+                               preexec_fn=_sigint_default)
     try:
         _wait_for_blocks(log, process, at_least=3)
         os.killpg(process.pid, signal.SIGINT)
@@ -135,6 +138,10 @@ def test_a_runner_stopped_by_ctrl_c_resumes_and_keeps_what_it_measured(
     import_results(out, bundle, tmp_path / "t.parquet")
     table = read_table(tmp_path / "t.parquet")
     assert len(table.records) == len(target.read_manifest(bundle)["entries"])
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_blocks(log: Path, process: subprocess.Popen, at_least: int) -> None:

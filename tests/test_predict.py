@@ -177,6 +177,10 @@ def test_fit_with_graph_terms_recovers_a_known_cost_per_node() -> None:
     robust = fit_calibration(model, genotypes, disturbed, ridge=1e-6, nchwc_block=8)
     assert 12 in robust.left_out and robust.networks == 24 - len(robust.left_out) >= 21
     assert robust.node_ms == pytest.approx(truth.calibration.node_ms, rel=1e-3)
+    # with fewer than two networks per fitted parameter (here 8 for 6) the first fit's
+    # residuals say nothing about noise, so nothing is left out
+    few = [ms * 1.3 if i == 3 else ms for i, ms in enumerate(measured[:8])]
+    assert fit_calibration(model, genotypes[:8], few, ridge=1e-6, nchwc_block=8).left_out == []
     without = fit_calibration(model, genotypes, measured, ridge=1e-6)
     assert not without.node_ms and without.fit_mape_pct > 1.0  # the nodes' cost is real here
     # the soft (search) latency carries the nodes' mean cost over the calibration networks
