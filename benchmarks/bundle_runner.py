@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from latency.compare import compare
-from latency.table import read_table
+from hwnas.latency.model.table import read_table
+from hwnas.latency.targets.compare import compare
 
 HWNAS = [sys.executable, "-m", "hwnas"]
 

@@ -20,11 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from latency.table import LatencyTable, read_table
-from search.config import SearchConfig
-from search.pick import Budget, best_within, genotype_of, latency_column
-from search.sweep import LoadedRun, family, load_run, member_test_accuracy
-from search.train import run_search
+from hwnas.latency.model.table import LatencyTable, read_table
+from hwnas.search.config import SearchConfig
+from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column
+from hwnas.search.family.sweep import LoadedRun, family, load_run, member_test_accuracy
+from hwnas.search.supernet.loop import run_search
 
 FRACTIONS = (0.2, 0.5, 0.8)  # budgets across the range both families share on device B
 PICK_REPEATS = 5

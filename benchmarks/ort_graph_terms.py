@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/ort_graph_terms.py --measured T.graph-terms-seed1.json ...
     .venv/bin/python benchmarks/ort_graph_terms.py --check-counts 100 [--space exp1]
 
-`--check-counts K` compares the node counts `latency.ort_graph` replays from the genotype with
+`--check-counts K` compares the node counts `hwnas.latency.model.ort_graph` replays from the
+genotype with
 those of the graph a real ONNX Runtime session writes out, on K architectures of the space
 (half varied mixtures, half uniform per edge), and prints how many agree exactly.
 
@@ -14,7 +15,8 @@ saves them beside the table (`T.graph-terms-seedS.json`; `--measured` re-reads s
 instead of measuring). It then refits the table's onnxruntime calibration from the
 calibration networks the table stores, twice on the same figures: the plain model (an
 intercept and one scale per op) and the model with ONNX Runtime's graph terms (plus a cost
-per Add and per reorder node of its optimised graph, counted by `latency.ort_graph`), and
+per Add and per reorder node of its optimised graph, counted by `hwnas.latency.model.ort_graph`),
+and
 prints for both the share of held-out networks within ±5% and ±10%, MAPE, the mean and the
 worst error, raw and corrected by the drift, and the (corrected) MAPE of the latency search's
 differentiable term gives each network. Run it under the CPU lock on a quiet machine.
@@ -31,19 +33,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latency.backends.onnx_backend import export_onnx
-from latency.network import Genotype, random_genotype
-from latency.ort_graph import counts, nchwc_block, session_counts
-from latency.predict import (
+from hwnas.arch.network import Genotype, random_genotype
+from hwnas.arch.space import cell_plans, load_space
+from hwnas.latency.measure.backends.onnx_backend import export_onnx
+from hwnas.latency.measure.networks import network_inputs
+from hwnas.latency.model.ort_graph import counts, nchwc_block, session_counts
+from hwnas.latency.model.predict import (
     LatencyModel,
     fit_calibration,
     latency_model,
     mixture_genotypes,
     uncalibrated_model,
 )
-from latency.space import cell_plans, load_space
-from latency.table import read_table
-from latency.validate import (
+from hwnas.latency.model.table import read_table
+from hwnas.latency.validate import (
     NOISY_PCT,
     calibration_networks,
     drift_factor,
@@ -51,7 +54,6 @@ from latency.validate import (
     error_pct,
     validate,
 )
-from latency.wholenet import network_inputs
 
 BACKEND = "onnxruntime"
 

@@ -28,15 +28,15 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which handles ties
 
-from latency.network import Genotype, discrete_network
-from latency.predict import latency_model, mixture_genotypes
-from search.data import Dataset, load_dataset
-from search.derive import accuracy, inherit, member_network
-from search.pick import Budget, best_within, genotype_of, latency_column
-from search.recipe import Recipe
-from search.retrain import evaluate, fit
-from search.run_folder import latest_run
-from search.sweep import LoadedRun, family, load_run
+from hwnas.arch.network import Genotype, discrete_network
+from hwnas.latency.model.predict import latency_model, mixture_genotypes
+from hwnas.search.data.dataset import Dataset, load_dataset
+from hwnas.search.family.derive import accuracy, inherit, member_network
+from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column
+from hwnas.search.family.sweep import LoadedRun, family, load_run
+from hwnas.search.retrain.fit import evaluate, fit
+from hwnas.search.retrain.recipe import Recipe
+from hwnas.search.supernet.run_folder import latest_run
 
 TOLERANCE = 0.05  # random architectures lie within ±5% of the pick's predicted latency
 DRAWS = 50_000  # random genotypes tried per budget before giving up on finding enough

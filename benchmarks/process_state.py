@@ -20,11 +20,11 @@ import gc
 import statistics
 from collections.abc import Hashable
 
-from latency.backends import make_backend
-from latency.fresh import FreshProcesses, NetworkTask, measure_fresh
-from latency.space import enumerate_entries, load_space
-from latency.timing import TimingSettings, measure_interleaved
-from latency.wholenet import calibration_genotypes, prepare_network
+from hwnas.arch.space import enumerate_entries, load_space
+from hwnas.latency.measure.backends import make_backend
+from hwnas.latency.measure.networks import calibration_genotypes, prepare_network
+from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, measure_fresh
+from hwnas.latency.runner.timing import TimingSettings, measure_interleaved
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from latency.table import ROW_KEY, read_table
+from hwnas.latency.model.table import ROW_KEY, read_table
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from latency.space import PRESETS, SearchSpace
-from latency.table import LatencyTable, read_table, write_table
+from hwnas.arch.space import PRESETS, SearchSpace
+from hwnas.latency.model.table import LatencyTable, read_table, write_table
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

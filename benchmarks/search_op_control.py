@@ -18,12 +18,12 @@ import time
 import torch
 from search_common import benchmark_table
 
-from latency.space import SearchSpace
-from search import family
-from search.config import BACKENDS, SAMPLINGS, SearchConfig
-from search.data import load_dataset
-from search.derive import member_accuracy
-from search.train import SearchResult, run_search
+from hwnas.arch.space import SearchSpace
+from hwnas.search.config import BACKENDS, SAMPLINGS, SearchConfig
+from hwnas.search.data.dataset import load_dataset
+from hwnas.search.family import members as family
+from hwnas.search.family.derive import member_accuracy
+from hwnas.search.supernet.loop import SearchResult, run_search
 
 
 def main() -> None:

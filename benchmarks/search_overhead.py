@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/search_overhead.py [--steps 10] [--rounds 7] [--table T]
 
 Bare step: fixed logits α (one parameter tensor) → Gumbel-softmax → supernet → cross-entropy
-→ backward → Adam. Full step (search.train.train_step): s ~ Dirichlet → hypernetwork α(s) →
+→ backward → Adam. Full step (hwnas.search.supernet.loop.train_step): s ~ Dirichlet → hypernetwork
+α(s) →
 the same, plus κ·Cost and the expected latency. The two alternate in rounds on the same
 batch; the script prints the median seconds per step of each and the overhead.
 """
@@ -19,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from search_common import benchmark_table
 
-from search.config import SearchConfig
-from search.data import load_dataset
-from search.latency_terms import NORMAL, REDUCE, latency_terms
-from search.objective import Objective, gumbel_softmax, sample_penalty
-from search.train import SearchState, build_state, train_step
+from hwnas.search.config import SearchConfig
+from hwnas.search.data.dataset import load_dataset
+from hwnas.search.supernet.latency_terms import NORMAL, REDUCE, latency_terms
+from hwnas.search.supernet.loop import SearchState, build_state, train_step
+from hwnas.search.supernet.objective import Objective, gumbel_softmax, sample_penalty
 
 
 def main() -> None:

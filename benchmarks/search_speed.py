@@ -3,7 +3,8 @@ edge), at the default space and at the seed authors' Fashion-MNIST configuration
 
     .venv/bin/python benchmarks/search_speed.py [--steps 10] [--threads 1] [--table T]
 
-Each configuration trains `search.train.train_step` on one batch of 64 digits fitted to the
+Each configuration trains `hwnas.search.supernet.loop.train_step` on one batch of 64 digits fitted
+to the
 space's input (28×28×1 for both), one thread by default; soft and hard steps alternate after
 two warm-up steps each, and the script prints the median seconds per step of each and their
 ratio. The latency table only feeds the penalty term (its values do not change the step's
@@ -22,12 +23,12 @@ from pathlib import Path
 import torch
 from search_common import benchmark_table
 
-from latency.space import PRESETS, SearchSpace, load_space
-from search.config import SAMPLINGS, SearchConfig
-from search.data import load_dataset
-from search.latency_terms import latency_terms
-from search.objective import Objective
-from search.train import build_state, train_step
+from hwnas.arch.space import PRESETS, SearchSpace, load_space
+from hwnas.search.config import SAMPLINGS, SearchConfig
+from hwnas.search.data.dataset import load_dataset
+from hwnas.search.supernet.latency_terms import latency_terms
+from hwnas.search.supernet.loop import build_state, train_step
+from hwnas.search.supernet.objective import Objective
 
 AUTHORS_SPACE = Path(__file__).resolve().parent / "spaces" / "authors-fmnist.toml"
 WARM_UP = 2

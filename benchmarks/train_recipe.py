@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from latency.network import discrete_network
-from search.data import load_dataset
-from search.recipe import Recipe
-from search.retrain import evaluate, fit
-from search.train_source import from_export
+from hwnas.arch.network import discrete_network
+from hwnas.search.data.dataset import load_dataset
+from hwnas.search.retrain.fit import evaluate, fit
+from hwnas.search.retrain.recipe import Recipe
+from hwnas.search.retrain.source import from_export
 
 VARIANTS = {
     "default (AdamW 3e-3, smoothing 0.1)": {},

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from latency import keys
-from latency.space import SearchSpace, enumerate_entries, overhead_entries
-from latency.table import LatencyTable
-from latency.timing import TimingSettings
+from hwnas.arch import keys
+from hwnas.arch.space import SearchSpace, enumerate_entries, overhead_entries
+from hwnas.latency.model.table import LatencyTable
+from hwnas.latency.runner.timing import TimingSettings
 
 # Timing short enough for tests: a handful of tiny blocks per entry.
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
@@ -96,7 +96,7 @@ def shadow(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def measured(tmp_path_factory: pytest.TempPathFactory, shadow: Path) -> tuple[Path, Path]:
     """A tiny bundle and the results its runner wrote in a process without torch."""
-    from latency.bundle import write_bundle
+    from hwnas.latency.targets.bundle import write_bundle
 
     folder = tmp_path_factory.mktemp("bundle")
     bundle = folder / "tiny"

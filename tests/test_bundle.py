@@ -17,13 +17,14 @@ import pytest
 from conftest import BUNDLE_NETWORKS, QUICK, TINY_SPACE, run_without_torch, runner_without_torch
 from typer.testing import CliRunner
 
+from hwnas.arch import keys
+from hwnas.arch.space import enumerate_entries, overhead_entries
 from hwnas.cli import app
-from latency import keys, target
-from latency.bundle import RUNNER_MODULES, write_bundle
-from latency.errors import UserError
-from latency.space import enumerate_entries, overhead_entries
-from latency.table import read_table
-from latency.table_import import import_results
+from hwnas.errors import UserError
+from hwnas.latency.model.table import read_table
+from hwnas.latency.runner import measure_bundle as target
+from hwnas.latency.targets.bundle import RUNNER_MODULES, write_bundle
+from hwnas.latency.targets.import_results import import_results
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from hwnas.errors import EXIT_USER_ERROR
+from hwnas.cli.errors import EXIT_USER_ERROR
 
 
 @pytest.mark.parametrize("args", [

@@ -11,10 +11,10 @@ from conftest import TINY_SPACE, synthetic_latency_ms, synthetic_table
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from latency.compare import compare
-from latency.errors import UserError
-from latency.penalty import device_penalty
-from latency.table import write_table
+from hwnas.errors import UserError
+from hwnas.latency.model.penalty import device_penalty
+from hwnas.latency.model.table import write_table
+from hwnas.latency.targets.compare import compare
 
 runner = CliRunner()
 

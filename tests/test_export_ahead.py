@@ -1,4 +1,5 @@
-"""ONNX models exported ahead in their own process (latency.export_ahead) and measured from
+"""ONNX models exported ahead in their own process (hwnas.latency.measure.export_ahead) and
+measured from
 the bytes, in a child and in the profile's own process."""
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import onnx
 import torch
 from conftest import TINY_SPACE
 
-from latency import phases
-from latency.backends import make_backend
-from latency.export_ahead import ExportAhead, spare_core
-from latency.fresh import FreshProcesses, NetworkTask, measure_fresh
-from latency.network import random_genotype
-from latency.space import enumerate_entries
-from latency.timing import TimingSettings
+from hwnas.arch.network import random_genotype
+from hwnas.arch.space import enumerate_entries
+from hwnas.latency.measure.backends import make_backend
+from hwnas.latency.measure.export_ahead import ExportAhead, spare_core
+from hwnas.latency.runner import phases
+from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, measure_fresh
+from hwnas.latency.runner.timing import TimingSettings
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
                        min_rounds=2, max_rounds=3)
@@ -28,7 +29,7 @@ QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20
 def test_the_exporting_process_answers_every_item_networks_first() -> None:
     entry = enumerate_entries(TINY_SPACE)[0]
     network = random_genotype(TINY_SPACE, torch.Generator().manual_seed(0))
-    done = subprocess.run([sys.executable, "-m", "latency.export_ahead"],
+    done = subprocess.run([sys.executable, "-m", "hwnas.latency.measure.export_ahead"],
                           input=pickle.dumps((TINY_SPACE, [entry, network])),
                           capture_output=True, check=True)
     stream = io.BytesIO(done.stdout)

@@ -1,4 +1,4 @@
-"""Whole networks measured in their own processes (latency.fresh)."""
+"""Whole networks measured in their own processes (hwnas.latency.runner.forkserver)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import pytest
 import torch
 from conftest import TINY_SPACE
 
-from latency.errors import UserError
-from latency.fresh import FreshProcesses, NetworkTask, deployed_latency_ms, launches, measure_fresh
-from latency.network import Genotype, random_genotype
-from latency.timing import TimingSettings
+from hwnas.arch.network import Genotype, random_genotype
+from hwnas.errors import UserError
+from hwnas.latency.runner.forkserver import (
+    FreshProcesses,
+    NetworkTask,
+    deployed_latency_ms,
+    launches,
+    measure_fresh,
+)
+from hwnas.latency.runner.timing import TimingSettings
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
                        min_rounds=2, max_rounds=3)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latency import entries, keys, ops
-from latency.keys import EntryKey
+from hwnas.arch import keys, ops
+from hwnas.arch.keys import EntryKey
+from hwnas.latency.measure import entries
 
 
 @pytest.mark.parametrize("name", list(ops.OPS))

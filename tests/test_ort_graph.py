@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import TINY_SPACE
 
-from latency import ort_graph
-from latency.network import Genotype
-from latency.predict import mixture_genotypes
-from latency.space import PRESETS
+from hwnas.arch.network import Genotype
+from hwnas.arch.space import PRESETS
+from hwnas.latency.model import ort_graph
+from hwnas.latency.model.predict import mixture_genotypes
 
 pytest.importorskip("onnxruntime")
 
@@ -33,8 +33,8 @@ def block() -> int:
 @pytest.mark.parametrize(("name", "genotype"), _cases(), ids=[name for name, _ in _cases()])
 def test_replayed_counts_equal_a_real_sessions(name: str, genotype: Genotype,
                                                block: int) -> None:
-    from latency.backends.onnx_backend import export_onnx
-    from latency.wholenet import network_inputs
+    from hwnas.latency.measure.backends.onnx_backend import export_onnx
+    from hwnas.latency.measure.networks import network_inputs
 
     space = PRESETS["darts"] if name.startswith("darts") else EXP1
     model = export_onnx(*network_inputs(space, genotype))

@@ -14,17 +14,17 @@ import torch
 from conftest import TINY_SPACE, heavy_imports, synthetic_table
 from typer.testing import CliRunner
 
-import latency.validate
+import hwnas.latency.validate
+from hwnas.arch.network import Genotype, discrete_network
 from hwnas.cli import app
-from latency.errors import UserError
-from latency.network import Genotype, discrete_network
-from latency.table import read_table, write_table
-from search.config import SearchConfig
-from search.derive import accuracy, inherit, member
-from search.family_cache import FAMILY_FILE, PICK_TEST_FILE
-from search.pick import Budget, best_within, latency_column, parse_penalty
-from search.sweep import family, load_run
-from search.train import run_search
+from hwnas.errors import UserError
+from hwnas.latency.model.table import read_table, write_table
+from hwnas.search.config import SearchConfig
+from hwnas.search.family.cache import FAMILY_FILE, PICK_TEST_FILE
+from hwnas.search.family.derive import accuracy, inherit, member
+from hwnas.search.family.pick import Budget, best_within, latency_column, parse_penalty
+from hwnas.search.family.sweep import family, load_run
+from hwnas.search.supernet.loop import run_search
 
 runner = CliRunner()
 
@@ -150,7 +150,7 @@ def test_verify_measures_the_pick_in_new_processes(run_dir: Path) -> None:
 
 
 def test_verify_warns_when_the_machine_has_moved(run_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr(latency.validate, "drift_pct", lambda now, then: 12.0)
+    monkeypatch.setattr(hwnas.latency.validate, "drift_pct", lambda now, then: 12.0)
     result = runner.invoke(app, ["pick", "--run", str(run_dir), "--max-latency-ms", "1000",
                                  "--json", "--verify"])
     assert result.exit_code == 0, result.output
@@ -175,10 +175,10 @@ def test_recalibrate_scales_predictions_before_choosing(run_dir: Path, monkeypat
     assert uncalibrated.exit_code == 2 and "no onnxruntime calibration networks" in \
         uncalibrated.output
     # the machine now runs the references 50% slower than in the profile
-    monkeypatch.setattr(latency.validate, "reference_networks",
+    monkeypatch.setattr(hwnas.latency.validate, "reference_networks",
                         lambda table, backend: ([load_run(run_dir).arch(torch.ones(3) / 3)],
                                                 [1.0]))
-    monkeypatch.setattr(latency.validate, "measure_now",
+    monkeypatch.setattr(hwnas.latency.validate, "measure_now",
                         lambda table, backend, genotypes: ([], 50.0))
     slower = runner.invoke(app, ["pick", "--run", str(run_dir), "--recalibrate", *budget])
     assert slower.exit_code == 2 and "the fastest takes" in slower.output

@@ -14,15 +14,15 @@ from conftest import TINY_SPACE, heavy_imports, synthetic_latency_ms, synthetic_
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from latency.errors import UserError
-from latency.predict import latency_model
-from latency.table import read_table, write_table
-from search.config import SearchConfig
-from search.family_cache import latency_file
-from search.pick import Budget, best_within, parse_budget
-from search.pricing import device_column
-from search.sweep import family, load_run
-from search.train import run_search
+from hwnas.errors import UserError
+from hwnas.latency.model.predict import latency_model
+from hwnas.latency.model.table import read_table, write_table
+from hwnas.search.config import SearchConfig
+from hwnas.search.family.cache import latency_file
+from hwnas.search.family.pick import Budget, best_within, parse_budget
+from hwnas.search.family.pricing import device_column
+from hwnas.search.family.sweep import family, load_run
+from hwnas.search.supernet.loop import run_search
 
 runner = CliRunner()
 
@@ -56,7 +56,7 @@ def test_pick_with_another_table_prices_the_family_on_that_device(
         runs: tuple[Path, Path, Path]) -> None:
     run_dir, _, other = runs
     picked = _pick("--run", str(run_dir), "--table", str(other), "--max-latency-ms", "1000")
-    from latency.network import Genotype
+    from hwnas.arch.network import Genotype
 
     genotype = Genotype.from_json(json.dumps(picked["genotype"]))
     expected = latency_model(read_table(other), "torch", warn=False).predict_ms(genotype)

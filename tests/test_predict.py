@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from conftest import TINY_SPACE, synthetic_table
 
-from latency import keys
-from latency.network import Genotype
-from latency.predict import (
+from hwnas.arch import keys
+from hwnas.arch.network import Genotype
+from hwnas.arch.space import cell_edges, cell_plans, edge_key, fixed_entries
+from hwnas.latency.measure.networks import calibration_genotypes, validation_genotypes
+from hwnas.latency.model.predict import (
     Calibration,
     UncalibratedWarning,
     call_overhead_fit,
@@ -20,8 +22,6 @@ from latency.predict import (
     moved_bytes,
     uncalibrated_model,
 )
-from latency.space import cell_edges, cell_plans, edge_key, fixed_entries
-from latency.wholenet import calibration_genotypes, validation_genotypes
 
 # tiny space: 2 nodes → 5 edges per cell: (0,2) (1,2) (0,3) (1,3) (2,3)
 HAND = Genotype(normal=("max_pool_3x3", "max_pool_3x3", "max_pool_3x3", "conv_3x3",

@@ -13,18 +13,18 @@ import torch
 from conftest import TINY_SPACE
 from typer.testing import CliRunner
 
+from hwnas.arch import keys
+from hwnas.arch.space import enumerate_entries, overhead_entries
 from hwnas.cli import app
-from hwnas.table_cmd import table_age
-from latency import keys
-from latency import profile as profile_module
-from latency.backends import BackendUnavailable
-from latency.errors import UserError
-from latency.fresh import launches
-from latency.hooks import Hooks
-from latency.profile import ProfileConfig, profile, progress_path
-from latency.space import enumerate_entries, overhead_entries
-from latency.table import read_table
-from latency.timing import TimingSettings
+from hwnas.cli.table import table_age
+from hwnas.errors import UserError
+from hwnas.hooks import Hooks
+from hwnas.latency.measure import profile as profile_module
+from hwnas.latency.measure.backends import BackendUnavailable
+from hwnas.latency.measure.profile import ProfileConfig, profile, progress_path
+from hwnas.latency.model.table import read_table
+from hwnas.latency.runner.forkserver import launches
+from hwnas.latency.runner.timing import TimingSettings
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
                        min_rounds=2, max_rounds=3)

@@ -8,10 +8,10 @@ import typer
 from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
-from hwnas.search_cmd import search
-from latency.errors import UserError
-from latency.space import PRESETS
-from latency.table import LatencyTable, write_table
+from hwnas.arch.space import PRESETS
+from hwnas.cli.search import search
+from hwnas.errors import UserError
+from hwnas.latency.model.table import LatencyTable, write_table
 
 app = typer.Typer()
 app.command()(search)  # hwnas/cli.py registers the same function as `hwnas search`
@@ -116,7 +116,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, table_path, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("search.train.run_search", interrupted)
+    monkeypatch.setattr("hwnas.search.supernet.loop.run_search", interrupted)
     result = _invoke("--table", table_path, "--out", tmp_path / "runs", "--name", "x")
     assert result.exit_code == 130
     assert "--resume --name x" in result.output

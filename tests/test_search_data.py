@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from latency.errors import UserError
-from latency.space import PRESETS, SearchSpace
-from search.data import load_dataset
+from hwnas.arch.space import PRESETS, SearchSpace
+from hwnas.errors import UserError
+from hwnas.search.data.dataset import load_dataset
 
 
 @pytest.mark.parametrize("space", [PRESETS["exp1"], PRESETS["exp3"]], ids=lambda s: s.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.hypernet import Hypernetwork, reference_points
+from hwnas.search.supernet.hypernet import Hypernetwork, reference_points
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])

@@ -6,12 +6,12 @@ import pytest
 import torch
 from conftest import synthetic_latency_ms, synthetic_table
 
-from latency.errors import UserError
-from latency.network import random_genotype
-from latency.space import PRESETS, cell_edges, cell_plans, edge_key, fixed_entries
-from latency.table import LatencyTable
-from search import family
-from search.latency_terms import latency_terms
+from hwnas.arch.network import random_genotype
+from hwnas.arch.space import PRESETS, cell_edges, cell_plans, edge_key, fixed_entries
+from hwnas.errors import UserError
+from hwnas.latency.model.table import LatencyTable
+from hwnas.search.family import members as family
+from hwnas.search.supernet.latency_terms import latency_terms
 
 
 def _one_hot(space, genotype) -> torch.Tensor:

@@ -7,17 +7,17 @@ import pytest
 import torch
 from conftest import synthetic_table
 
-from latency.space import cell_plans
-from search.config import SearchConfig
-from search.latency_terms import LatencyTerms, latency_terms
-from search.objective import (
+from hwnas.arch.space import cell_plans
+from hwnas.search.config import SearchConfig
+from hwnas.search.supernet.latency_terms import LatencyTerms, latency_terms
+from hwnas.search.supernet.loop import build_state, train_step
+from hwnas.search.supernet.objective import (
     Objective,
     cost_weights,
     gumbel_softmax,
     penalty_cost,
     sample_penalty,
 )
-from search.train import build_state, train_step
 
 
 def test_penalty_samples_lie_on_the_simplex() -> None:

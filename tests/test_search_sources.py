@@ -9,12 +9,12 @@ from conftest import TINY_SPACE, synthetic_table
 from PIL import Image
 from typer.testing import CliRunner
 
+from hwnas.arch.space import SearchSpace
 from hwnas.cli import app
-from latency.errors import UserError
-from latency.space import SearchSpace
-from latency.table import write_table
-from search.data import load_dataset
-from search.sources import read_source
+from hwnas.errors import UserError
+from hwnas.latency.model.table import write_table
+from hwnas.search.data.dataset import load_dataset
+from hwnas.search.data.sources import read_source
 
 FIVE = SearchSpace("five", TINY_SPACE.ops, channels=4, input_size=8, nodes=2, classes=5)
 RGB = SearchSpace("rgb", TINY_SPACE.ops, channels=4, input_size=8, nodes=2, classes=3,

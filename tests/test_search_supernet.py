@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from latency.network import Genotype, Network
-from latency.space import PRESETS, SearchSpace
-from search.derive import inherit
-from search.supernet import MixedOp, build_supernet, hard_sample
+from hwnas.arch.network import Genotype, Network
+from hwnas.arch.space import PRESETS, SearchSpace
+from hwnas.search.family.derive import inherit
+from hwnas.search.supernet.mixed_network import MixedOp, build_supernet, hard_sample
 
 
 @pytest.mark.parametrize("preset", list(PRESETS.values()), ids=lambda s: s.name)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from latency.errors import UserError
-from latency.table import LatencyTable
-from search.config import SearchConfig
-from search.run_folder import latest_run
-from search.train import EpochMetrics, run_search, temperature
+from hwnas.errors import UserError
+from hwnas.latency.model.table import LatencyTable
+from hwnas.search.config import SearchConfig
+from hwnas.search.supernet.loop import EpochMetrics, run_search, temperature
+from hwnas.search.supernet.run_folder import latest_run
 
 
 def _config(tmp_path, **changes) -> SearchConfig:

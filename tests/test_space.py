@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 import torch
 
-from latency import keys
-from latency.keys import EntryKey
-from latency.network import Genotype, discrete_network, random_genotype
-from latency.space import (
+from hwnas.arch import keys
+from hwnas.arch.keys import EntryKey
+from hwnas.arch.network import Genotype, discrete_network, random_genotype
+from hwnas.arch.space import (
     PRESETS,
     SearchSpace,
     SpaceError,

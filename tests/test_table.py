@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_SPACE, synthetic_latency_ms, synthetic_table
 
-from latency import keys
-from latency.penalty import device_penalty, op_totals_ms
-from latency.space import cell_edges, cell_plans, edge_key, enumerate_entries
-from latency.table import (
+from hwnas.arch import keys
+from hwnas.arch.space import cell_edges, cell_plans, edge_key, enumerate_entries
+from hwnas.latency.model.penalty import device_penalty, op_totals_ms
+from hwnas.latency.model.table import (
     METADATA_KEY,
     LatencyTable,
     MissingEntryError,

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from latency.timing import (
+from hwnas.latency.runner.timing import (
     Measurement,
     Timed,
     TimingSettings,

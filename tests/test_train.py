@@ -14,16 +14,16 @@ import torch
 from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
+from hwnas.arch.space import SearchSpace
 from hwnas.cli import app
-from latency.errors import UserError
-from latency.space import SearchSpace
-from latency.table import read_table, write_table
-from search.config import SearchConfig
-from search.recipe import Recipe
-from search.retrain import augment
-from search.train import run_search
-from search.train_run import CHECKPOINT_FILE, TrainJob, train
-from search.train_source import from_export
+from hwnas.errors import UserError
+from hwnas.latency.model.table import read_table, write_table
+from hwnas.search.config import SearchConfig
+from hwnas.search.retrain.fit import augment
+from hwnas.search.retrain.job import CHECKPOINT_FILE, TrainJob, train
+from hwnas.search.retrain.recipe import Recipe
+from hwnas.search.retrain.source import from_export
+from hwnas.search.supernet.loop import run_search
 
 runner = CliRunner()
 QUICK = Recipe(batch_size=32)

@@ -10,12 +10,12 @@ from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from latency import validate as validate_module
-from latency.hooks import Hooks
-from latency.profile import ProfileConfig, profile
-from latency.table import read_table, write_table
-from latency.timing import TimingSettings
-from latency.validate import validate
+from hwnas.hooks import Hooks
+from hwnas.latency import validate as validate_module
+from hwnas.latency.measure.profile import ProfileConfig, profile
+from hwnas.latency.model.table import read_table, write_table
+from hwnas.latency.runner.timing import TimingSettings
+from hwnas.latency.validate import validate
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.001, min_calls=3, max_calls=20,
                        min_rounds=2, max_rounds=3)

@@ -1,0 +1,128 @@
+"""The network the space describes: stem → cells → head, with the edge modules left pluggable.
+
+The same Cell and Network serve the searched supernet (a mixed op on every edge), the
+discrete architecture a genotype names, and the whole networks that calibrate and validate
+latency prediction, so what is measured, trained and exported is one piece of code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from hwnas.arch import ops
+from hwnas.arch.space import CellPlan, SearchSpace, cell_edges, cell_plans
+from hwnas.errors import UserError
+
+# (cell plan, edge index within the cell, edge (i, j)) -> the module on that edge.
+EdgeFactory = Callable[[CellPlan, int, tuple[int, int]], nn.Module]
+
+
+class EdgeWeights(Protocol):
+    """What a cell hands its edge modules, indexed by edge: an (edges × ops) tensor of mixing
+    weights, or the search's per-edge samples."""
+
+    def __getitem__(self, edge: int, /) -> object: ...
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """One operation name per edge, for the normal and the reduction cell type."""
+
+    normal: tuple[str, ...]
+    reduce: tuple[str, ...]
+
+    def for_cell(self, plan: CellPlan) -> tuple[str, ...]:
+        return self.reduce if plan.reduction else self.normal
+
+    def to_json(self) -> str:
+        return json.dumps({"normal": list(self.normal), "reduce": list(self.reduce)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Genotype:
+        data = json.loads(text)
+        return cls(tuple(data["normal"]), tuple(data["reduce"]))
+
+    def check(self, space: SearchSpace) -> None:
+        """Raise UserError unless every cell type names one of the space's ops per edge."""
+        edges = space.edges_per_cell
+        for cell_type, names in (("normal", self.normal), ("reduce", self.reduce)):
+            if len(names) != edges:
+                raise UserError(f"genotype {cell_type} cell has {len(names)} ops, the space "
+                                f"{space.name!r} has {edges} edges per cell")
+            unknown = sorted(set(names) - set(space.ops))
+            if unknown:
+                raise UserError(f"genotype {cell_type} cell uses {', '.join(unknown)}, not in "
+                                f"space {space.name!r} ops {', '.join(space.ops)}")
+
+
+class Cell(nn.Module):
+    """A DARTS cell: two preprocessed inputs, `nodes` intermediate nodes, concatenated output."""
+
+    def __init__(self, space: SearchSpace, plan: CellPlan, make_edge: EdgeFactory) -> None:
+        super().__init__()
+        self.plan = plan
+        self.nodes = space.nodes
+        self.preprocess0 = ops.preprocess(plan.c_prev_prev, plan.channels, plan.reduction_prev)
+        self.preprocess1 = ops.preprocess(plan.c_prev, plan.channels, reduce=False)
+        self.edges = nn.ModuleList(
+            make_edge(plan, index, edge) for index, edge in enumerate(cell_edges(space.nodes)))
+        self.node_sum = ops.NodeSum()
+        self.concat = ops.Concat()
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor,
+                edge_weights: EdgeWeights | None = None) -> torch.Tensor:
+        """`edge_weights[e]` is passed to edge module e when given (mixed ops)."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        index = 0
+        for _ in range(self.nodes):
+            inputs = []
+            for state in states:
+                edge = self.edges[index]
+                inputs.append(edge(state) if edge_weights is None
+                              else edge(state, edge_weights[index]))
+                index += 1
+            states.append(self.node_sum(*inputs))
+        return self.concat(*states[2:])
+
+
+class Network(nn.Module):
+    """Stem, the space's cells, global pool and linear head."""
+
+    def __init__(self, space: SearchSpace, make_edge: EdgeFactory) -> None:
+        super().__init__()
+        self.space = space
+        self.stem = ops.stem(space.input_channels, space.stem_multiplier * space.channels)
+        plans = cell_plans(space)
+        self.cells = nn.ModuleList(Cell(space, plan, make_edge) for plan in plans)
+        self.head = ops.Head(plans[-1].c_out, space.classes)
+
+    def forward(self, x: torch.Tensor, normal_weights: EdgeWeights | None = None,
+                reduce_weights: EdgeWeights | None = None) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            weights = reduce_weights if cell.plan.reduction else normal_weights
+            s0, s1 = s1, cell(s0, s1, weights)
+        return self.head(s1)
+
+
+def discrete_network(space: SearchSpace, genotype: Genotype) -> Network:
+    """The network with the genotype's one operation on every edge."""
+    genotype.check(space)
+
+    def make_edge(plan: CellPlan, index: int, edge: tuple[int, int]) -> nn.Module:
+        return ops.make_op(genotype.for_cell(plan)[index], plan.channels, plan.edge_stride(edge))
+
+    return Network(space, make_edge)
+
+
+def random_genotype(space: SearchSpace, generator: torch.Generator) -> Genotype:
+    """A uniformly random operation on every edge of both cell types."""
+    edges = space.edges_per_cell
+    picks = torch.randint(len(space.ops), (2, edges), generator=generator).tolist()
+    return Genotype(tuple(space.ops[i] for i in picks[0]), tuple(space.ops[i] for i in picks[1]))

@@ -1,0 +1,243 @@
+"""The latency lookup table: typed rows in Parquet, file-level metadata, validation, look-ups.
+
+One row per (backend, entry key). The file's metadata holds the schema version, the search
+space, how and where it was measured, and a fingerprint of the contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hwnas.arch.keys import KEY_COLUMNS, EntryKey
+from hwnas.arch.space import SearchSpace
+from hwnas.errors import UserError
+from hwnas.latency.runner.timing import TimingSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+METADATA_KEY = b"hwnas"
+
+# Column name -> arrow type. Key columns come from EntryKey; the rest are the measurement.
+COLUMNS: dict[str, pa.DataType] = {
+    "backend": pa.string(),  # torch | onnxruntime
+    "device": pa.string(),  # cpu | cuda:N
+    "op": pa.string(),
+    "batch": pa.int64(),
+    "c_in": pa.int64(),
+    "c_out": pa.int64(),
+    "h": pa.int64(),
+    "w": pa.int64(),
+    "stride": pa.int64(),
+    "n_inputs": pa.int64(),
+    "dtype": pa.string(),
+    "h_out": pa.int64(),
+    "w_out": pa.int64(),
+    "latency_ms": pa.float64(),  # the table statistic: minimum over rounds of block medians
+    "median_ms": pa.float64(),  # median of every timed sample
+    "iqr_ms": pa.float64(),  # interquartile range of every timed sample
+    "n": pa.int64(),  # timed samples
+    "rounds": pa.int64(),  # interleaved rounds (blocks) measured
+    "stable": pa.bool_(),  # the lowest block medians agreed within tolerance
+}
+ROW_KEY = ("backend", *KEY_COLUMNS)
+
+
+class TableError(UserError, ValueError):
+    """A table file that cannot be used; the message names the problem and the fix."""
+
+
+class MissingEntryError(KeyError):
+    """A look-up for an entry the table does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+Record = dict[str, object]  # one row: COLUMNS' names -> plain Python values
+
+# How each column's values are made plain Python (records from pandas or numpy may hold numpy
+# scalars, which would hash differently in the fingerprint).
+_CASTS = {name: bool if kind == pa.bool_() else int if pa.types.is_integer(kind)
+          else float if pa.types.is_floating(kind) else str for name, kind in COLUMNS.items()}
+
+
+@dataclass
+class LatencyTable:
+    """Rows (one record per entry) and the file-level metadata. The rows are read-only once
+    built: the look-up index and the DataFrame view are derived once. The rows are plain
+    records, not a DataFrame, so that reading a table (and a cached `pick`) needs no pandas."""
+
+    records: list[Record]
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.records = [{name: None if row[name] is None else cast(row[name])
+                         for name, cast in _CASTS.items()} for row in self.records]
+        self._index = {(row["backend"], EntryKey.from_row(row)): float(row["latency_ms"])
+                       for row in self.records}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_frame(cls, rows: pd.DataFrame, meta: dict[str, object]) -> LatencyTable:
+        return cls(rows.to_dict("records"), meta)  # type: ignore[arg-type]
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """The rows as a DataFrame with COLUMNS (pandas is imported on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records, columns=list(COLUMNS))
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_dict(self.meta["space"])  # type: ignore[arg-type]
+
+    @property
+    def backends(self) -> list[str]:
+        return sorted({str(row["backend"]) for row in self.records})
+
+    @property
+    def device(self) -> str:
+        return str(self.meta.get("device", ""))
+
+    @property
+    def fingerprint(self) -> str:
+        return content_fingerprint(self.records, self.meta)
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads every backend was measured with."""
+        return int(self.meta.get("threads", 1))  # type: ignore[arg-type]
+
+    @property
+    def timing(self) -> TimingSettings:
+        """How the entries were timed; whole networks compared with them are timed alike."""
+        return TimingSettings(**self.meta.get("timing", {}))  # type: ignore[arg-type]
+
+    def calibration(self, backend: str) -> dict[str, object] | None:
+        """The stored latency-model calibration of `backend` (see latency/predict.py)."""
+        return (self.meta.get("calibration") or {}).get(backend)  # type: ignore[union-attr]
+
+    def has(self, backend: str, key: EntryKey) -> bool:
+        return (backend, key) in self._index
+
+    def latency_ms(self, backend: str, key: EntryKey) -> float:
+        """The measured latency of `key` on `backend`; raises MissingEntryError naming both."""
+        try:
+            return self._index[(backend, key)]
+        except KeyError:
+            raise MissingEntryError(
+                f"the table has no {backend} entry for {key.label()}; re-run `hwnas profile` "
+                f"for this space and backend") from None
+
+
+def _row_key(row: Record) -> tuple[object, ...]:
+    return tuple(row[name] for name in ROW_KEY)
+
+
+def content_fingerprint(records: list[Record], meta: dict[str, object]) -> str:
+    """A hash of what was measured and for which space (not when): 16 hex digits."""
+    payload = json.dumps({"space": meta.get("space"), "device": meta.get("device"),
+                          "calibration": meta.get("calibration"),
+                          "rows": sorted(records, key=_row_key)},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def write_table(table: LatencyTable, path: Path) -> Path:
+    """Validate, then write atomically (temporary file in the same folder, then rename)."""
+    validate_rows(table.records, str(path))
+    meta = {**table.meta, "schema_version": SCHEMA_VERSION, "fingerprint": table.fingerprint}
+    schema = pa.schema([pa.field(name, kind) for name, kind in COLUMNS.items()],
+                       metadata={METADATA_KEY: json.dumps(meta, default=str).encode()})
+    arrow = pa.Table.from_pylist(table.records, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Run `write(temporary_path)` beside `path`, then rename over it; no half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path | str) -> LatencyTable:
+    """Read and validate a table; every problem raises TableError with the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"table {path} not found: make one with "
+                         f"`hwnas profile --device cpu --out {path}`")
+    try:
+        arrow = read_parquet(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"{path} is not a readable Parquet table ({exc}); "
+                         f"re-run `hwnas profile`") from None
+    raw_meta = (arrow.schema.metadata or {}).get(METADATA_KEY)
+    if raw_meta is None:
+        raise TableError(f"{path} has no hwnas metadata: it was not written by `hwnas profile`")
+    meta = json.loads(raw_meta)
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise TableError(f"{path} has table schema version {version}, this hwnas reads "
+                         f"version {SCHEMA_VERSION}: re-run `hwnas profile` to rebuild it")
+    missing = [c for c in COLUMNS if c not in arrow.column_names]
+    if missing:
+        raise TableError(f"{path} lacks column(s) {', '.join(missing)}: re-run `hwnas profile`")
+    records = arrow.select(list(COLUMNS)).to_pylist()
+    validate_rows(records, str(path))
+    if "space" not in meta:
+        raise TableError(f"{path} has no space description in its metadata: "
+                         f"re-run `hwnas profile`")
+    table = LatencyTable(records, meta)
+    if meta.get("fingerprint") not in (None, table.fingerprint):
+        raise TableError(f"{path} was modified after it was written (fingerprint mismatch): "
+                         f"re-run `hwnas profile`")
+    return table
+
+
+def read_parquet(path: Path) -> pa.Table:
+    """A Parquet file as one arrow table, read by the file reader: `pq.read_table` goes
+    through pyarrow's dataset layer, which imports pandas (half a second a cached pick saves)."""
+    with pq.ParquetFile(path) as parquet:
+        return parquet.read()
+
+
+def validate_rows(records: list[Record], where: str) -> None:
+    """Reject NaN or non-positive latencies and duplicate keys, naming the first offender."""
+    bad = [row for row in records if not _positive(row["latency_ms"])]
+    if bad:
+        row = bad[0]
+        raise TableError(f"{where}: {len(bad)} row(s) with NaN or non-positive latency_ms, "
+                         f"first: {row['backend']} {EntryKey.from_row(row).label()} = "
+                         f"{row['latency_ms']}; re-run `hwnas profile`")
+    seen: set[tuple[object, ...]] = set()
+    for row in records:
+        key = _row_key(row)
+        if key in seen:
+            raise TableError(f"{where}: duplicate rows for {row['backend']} "
+                             f"{EntryKey.from_row(row).label()}; re-run `hwnas profile`")
+        seen.add(key)
+
+
+def _positive(value: object) -> bool:
+    """A latency a table may hold: a number above 0 (NaN and None are not)."""
+    return isinstance(value, int | float) and value > 0

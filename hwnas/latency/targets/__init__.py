@@ -1,0 +1,3 @@
+"""Other devices: the bundle a target measures without torch, importing its results into a
+table, and comparing two tables.
+"""
