@@ -8,7 +8,9 @@ row address on disk. This module imports no torch, so reading a table stays ligh
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict, cast
 
 # Edge operations, in registry order: the names of `hwnas.arch.ops.OPS` (a test keeps them equal).
 EDGE_OPS = ("zero", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_3x3", "conv_5x5",
@@ -53,12 +55,26 @@ class EntryKey:
         return (f"{self.op} {inputs}{self.c_in}×{self.h}×{self.w}→{self.c_out}"
                 f"×{self.h_out}×{self.w_out} b{self.batch}")
 
-    def to_row(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+    def to_row(self) -> KeyRow:
+        return cast(KeyRow, dataclasses.asdict(self))  # asdict is typed dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: dict[str, object]) -> EntryKey:
+    def from_row(cls, row: Mapping[str, object]) -> EntryKey:
         return cls(**{f.name: f.type_cast(row[f.name]) for f in _FIELDS})
+
+
+class KeyRow(TypedDict):
+    """An EntryKey as a row's (or a progress record's) key columns."""
+
+    op: str
+    batch: int
+    c_in: int
+    c_out: int
+    h: int
+    w: int
+    stride: int
+    n_inputs: int
+    dtype: str
 
 
 def _out_size(op: str, size: int, stride: int) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from hwnas.arch.keys import EntryKey
 from hwnas.arch.network import Genotype
@@ -30,12 +31,22 @@ from hwnas.latency.measure.export_ahead import ExportAhead, spare_core
 from hwnas.latency.measure.networks import calibration_genotypes
 from hwnas.latency.model import ort_graph
 from hwnas.latency.model.predict import fit_calibration, uncalibrated_model
-from hwnas.latency.model.table import LatencyTable, Record, write_table
+from hwnas.latency.model.table import (
+    CalibrationNetworkRecord,
+    CalibrationRecord,
+    LatencyTable,
+    TableMeta,
+    TableRow,
+    write_table,
+)
 from hwnas.latency.runner import phases
 from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, launches, measure_fresh
 from hwnas.latency.runner.phases import phase
 from hwnas.latency.runner.progress_log import read_log
 from hwnas.latency.runner.timing import Measurement, Timed, TimingSettings
+
+if TYPE_CHECKING:
+    from hwnas.latency.measure.backends.onnx_backend import OnnxRuntimeBackend
 
 PROGRESS_FORMAT = 2
 ONNXRUNTIME = "onnxruntime"
@@ -73,6 +84,10 @@ class CalibrationNetwork:
 
     index: int
     launch: int = 0
+
+
+# The profile's timing tasks, which the fork server and the progress log key as Hashable.
+Task = tuple[str, EntryKey | CalibrationNetwork]
 
 
 def progress_path(out: Path) -> Path:
@@ -115,7 +130,7 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
     results = {task: m for task, m in kept.items() if m.done(config.timing)}
     with log.open("a") as sink:
         def persist(task: Hashable, block: list[float]) -> None:
-            backend, item = task  # type: ignore[misc]
+            backend, item = cast(Task, task)
             where = ({"network": item.index, "launch": item.launch}
                      if isinstance(item, CalibrationNetwork)
                      else {"key": item.to_row()})
@@ -132,10 +147,10 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         try:
             with nullcontext(fresh) if fresh is not None else FreshProcesses() as fresh:
                 for name, backend in backends.items():
-                    exported: dict[object, bytes] = {}
+                    exported: dict[EntryKey | Genotype, bytes] = {}
                     if ahead is not None and name == ONNXRUNTIME:
                         exported = ahead.take()
-                        backend.exported = exported  # type: ignore[attr-defined]
+                        cast("OnnxRuntimeBackend", backend).exported = exported
                     with phase(f"{name} entries: build"):
                         timed = _prepare_entries(name, backend, entries, kept, config.timing,
                                                  hooks)
@@ -209,7 +224,7 @@ def _label(item: EntryKey | CalibrationNetwork) -> str:
 
 
 def table_from_results(results: dict[Hashable, Measurement], config: ProfileConfig,
-                       genotypes: list[Genotype], meta: dict[str, object],
+                       genotypes: list[Genotype], meta: TableMeta,
                        nchwc_block: int | None = None) -> LatencyTable:
     """The table of measured blocks keyed (backend, EntryKey | CalibrationNetwork), calibrated
     on the networks: what `hwnas profile` writes, and what `hwnas table import` writes from a
@@ -222,10 +237,12 @@ def table_from_results(results: dict[Hashable, Measurement], config: ProfileConf
 def _calibrated(table: LatencyTable, genotypes: list[Genotype],
                 results: dict[Hashable, Measurement], nchwc_block: int | None) -> LatencyTable:
     """The table with each backend's calibration (and the networks it was fitted on)."""
-    calibration, networks = {}, {}
+    calibration: dict[str, CalibrationRecord] = {}
+    networks: dict[str, list[CalibrationNetworkRecord]] = {}
     for backend in table.backends:
         launched: dict[int, list[float]] = {}
-        for (name, item), m in results.items():  # type: ignore[misc]
+        for task, m in results.items():
+            name, item = cast(Task, task)
             if name == backend and isinstance(item, CalibrationNetwork):
                 launched.setdefault(item.index, []).append(m.latency_ms)
         measured = [statistics.median(launched[i]) for i in range(len(genotypes))]
@@ -273,9 +290,10 @@ def _load_progress(log: Path, config: ProfileConfig) -> dict[Hashable, Measureme
     return kept
 
 
-def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> list[Record]:
-    records: list[Record] = []
-    for (backend, key), m in results.items():  # type: ignore[misc]
+def _rows(results: dict[Hashable, Measurement], config: ProfileConfig) -> list[TableRow]:
+    records: list[TableRow] = []
+    for task, m in results.items():
+        backend, key = cast(Task, task)
         if isinstance(key, CalibrationNetwork):
             continue
         records.append({"backend": backend, "device": config.device, **key.to_row(),
@@ -293,7 +311,7 @@ def _version(package: str) -> str | None:
 
 
 def profile_metadata(config: ProfileConfig, backends: list[str], name: str | None = None,
-                     versions: dict[str, object] | None = None) -> dict[str, object]:
+                     versions: dict[str, object] | None = None) -> TableMeta:
     """A table's metadata; `name` and `versions` default to this machine's (an imported
     table gives the target's)."""
     return {

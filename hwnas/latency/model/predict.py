@@ -35,7 +35,7 @@ import numpy as np
 from hwnas.arch import keys
 from hwnas.arch.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
 from hwnas.latency.model import ort_graph
-from hwnas.latency.model.table import LatencyTable
+from hwnas.latency.model.table import CalibrationRecord, LatencyTable
 
 if TYPE_CHECKING:
     from hwnas.arch.network import Genotype
@@ -63,20 +63,20 @@ class Calibration:
     node_mean_ms: float = 0.0
     left_out: list[int] = field(default_factory=list)  # calibration networks seen as disturbed
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> CalibrationRecord:
         return {"intercept_ms": self.intercept_ms, "op_scale": self.op_scale,
                 "networks": self.networks, "fit_mape_pct": self.fit_mape_pct,
                 "node_ms": self.node_ms, "nchwc_block": self.nchwc_block,
                 "node_mean_ms": self.node_mean_ms, "left_out": self.left_out}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Calibration:
-        return cls(float(data["intercept_ms"]), dict(data["op_scale"]),  # type: ignore[arg-type]
-                   int(data["networks"]), data.get("fit_mape_pct"),  # type: ignore[arg-type]
-                   dict(data.get("node_ms") or {}),  # type: ignore[call-overload]
-                   int(data.get("nchwc_block", 1)),  # type: ignore[call-overload]
-                   float(data.get("node_mean_ms", 0.0)),  # type: ignore[arg-type]
-                   list(data.get("left_out") or []))  # type: ignore[call-overload]
+    def from_dict(cls, data: CalibrationRecord) -> Calibration:
+        return cls(float(data["intercept_ms"]), dict(data["op_scale"]),
+                   int(data["networks"]), data.get("fit_mape_pct"),
+                   dict(data.get("node_ms") or {}),
+                   int(data.get("nchwc_block", 1)),
+                   float(data.get("node_mean_ms", 0.0)),
+                   list(data.get("left_out") or []))
 
 
 @dataclass(frozen=True)
@@ -153,10 +153,10 @@ def moved_bytes(key: keys.EntryKey) -> int:
 def call_overhead_fit(table: LatencyTable, backend: str) -> tuple[float, float]:
     """(ms per call, ms per moved byte) of an empty call: a line through the table's
     call_overhead rows (a constant when it holds only one)."""
-    rows = table.rows[(table.rows["backend"] == backend)
-                      & (table.rows["op"] == keys.CALL_OVERHEAD)]
-    moved = np.array([moved_bytes(keys.EntryKey.from_row(r)) for r in rows.to_dict("records")])
-    latency = rows["latency_ms"].to_numpy(dtype=float)
+    rows = [row for row in table.records
+            if row["backend"] == backend and row["op"] == keys.CALL_OVERHEAD]
+    moved = np.array([moved_bytes(keys.EntryKey.from_row(row)) for row in rows])
+    latency = np.array([row["latency_ms"] for row in rows], dtype=float)
     if len(set(moved)) < 2:
         return float(latency.min()), 0.0
     slope, intercept = np.polyfit(moved, latency, 1)
@@ -223,9 +223,10 @@ def fit_calibration(model: LatencyModel, genotypes: list[Genotype],
     ops = list(model.space.ops)
     y = np.asarray(measured_ms, dtype=float)
     sums = np.array([[model.op_sums_ms(g)[op] for op in ops] for g in genotypes])
-    graph_terms = nchwc_block is not None and ort_graph.models(model.space)
-    nodes = (np.array([ort_graph.counts(model.space, g, nchwc_block) for g in genotypes],
-                      dtype=float) if graph_terms else np.zeros((len(y), 0)))
+    block = nchwc_block if nchwc_block is not None and ort_graph.models(model.space) else None
+    graph_terms = block is not None
+    nodes = (np.array([ort_graph.counts(model.space, g, block) for g in genotypes],
+                      dtype=float) if block is not None else np.zeros((len(y), 0)))
     features = np.column_stack([np.ones(len(y)), sums, nodes])
     kept = np.ones(len(y), dtype=bool)
     params = _solve(features, y, model.fixed_ms, len(ops), ridge)

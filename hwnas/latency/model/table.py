@@ -10,16 +10,16 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hwnas.arch.keys import KEY_COLUMNS, EntryKey
+from hwnas.arch.keys import KEY_COLUMNS, EntryKey, KeyRow
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
 from hwnas.latency.runner.timing import TimingSettings
@@ -66,11 +66,78 @@ class MissingEntryError(KeyError):
         return str(self.args[0])
 
 
-Record = dict[str, object]  # one row: COLUMNS' names -> plain Python values
+Record = dict[str, object]  # a record of named columns (a family member: see search/family)
+
+
+class TableRow(KeyRow):
+    """One row of a table: COLUMNS' names -> plain Python values."""
+
+    backend: str
+    device: str
+    h_out: int
+    w_out: int
+    latency_ms: float
+    median_ms: float
+    iqr_ms: float
+    n: int
+    rounds: int
+    stable: bool
+
+
+class TableMeta(TypedDict, total=False):
+    """A table file's metadata (JSON in the Parquet schema): `profile_metadata` writes the
+    first block; calibration, profile timing and target fields are added after it."""
+
+    schema_version: int
+    fingerprint: str
+    space: dict[str, Any]  # SearchSpace.to_dict()
+    space_fingerprint: str
+    device: str
+    device_name: str | None
+    threads: int
+    backends: list[str]
+    timing: dict[str, Any]  # TimingSettings.to_dict()
+    statistic: str
+    seed: int
+    created: str  # ISO 8601, UTC
+    versions: dict[str, Any]  # package -> version (None when not installed)
+    # backend -> Calibration.to_dict(), and the whole networks it was fitted on
+    calibration: dict[str, CalibrationRecord]
+    calibration_networks: dict[str, list[CalibrationNetworkRecord]]
+    profile_wall_s: float
+    profile_phases_s: dict[str, float]
+    # an imported table only: the runner's machine record, the bundle, the runner's wall time
+    target: dict[str, Any]
+    bundle_id: str
+    runner_wall_s: float | None
+
+
+class CalibrationRecord(TypedDict):
+    """`Calibration.to_dict()` (hwnas.latency.model.predict) as stored in a table."""
+
+    intercept_ms: float
+    op_scale: dict[str, float]
+    networks: int
+    fit_mape_pct: float | None
+    # absent in tables written before ONNX Runtime's graph terms or the outlier step
+    node_ms: NotRequired[dict[str, float]]
+    nchwc_block: NotRequired[int]
+    node_mean_ms: NotRequired[float]
+    left_out: NotRequired[list[int]]
+
+
+class CalibrationNetworkRecord(TypedDict):
+    """One whole network a calibration was fitted on."""
+
+    genotype: dict[str, Any]  # Genotype.to_json(), parsed
+    measured_ms: float
+    launches_ms: list[float]
+    uncalibrated_ms: float
 
 # How each column's values are made plain Python (records from pandas or numpy may hold numpy
 # scalars, which would hash differently in the fingerprint).
-_CASTS = {name: bool if kind == pa.bool_() else int if pa.types.is_integer(kind)
+_CASTS: dict[str, Callable[[Any], object]] = {
+    name: bool if kind == pa.bool_() else int if pa.types.is_integer(kind)
           else float if pa.types.is_floating(kind) else str for name, kind in COLUMNS.items()}
 
 
@@ -80,18 +147,21 @@ class LatencyTable:
     built: the look-up index and the DataFrame view are derived once. The rows are plain
     records, not a DataFrame, so that reading a table (and a cached `pick`) needs no pandas."""
 
-    records: list[Record]
-    meta: dict[str, object] = field(default_factory=dict)
+    records: list[TableRow]
+    meta: TableMeta = field(default_factory=lambda: TableMeta())
 
     def __post_init__(self) -> None:
-        self.records = [{name: None if row[name] is None else cast(row[name])
-                         for name, cast in _CASTS.items()} for row in self.records]
+        # `records` may come from arrow, pandas or numpy; `cast` only tells the checker that
+        # the comprehension rebuilds each row with exactly COLUMNS' names.
+        self.records = [cast(TableRow, {name: None if row[name] is None else convert(row[name])
+                                        for name, convert in _CASTS.items()})
+                        for row in cast(list[dict[str, object]], self.records)]
         self._index = {(row["backend"], EntryKey.from_row(row)): float(row["latency_ms"])
-                       for row in self.records}  # type: ignore[arg-type]
+                       for row in self.records}
 
     @classmethod
-    def from_frame(cls, rows: pd.DataFrame, meta: dict[str, object]) -> LatencyTable:
-        return cls(rows.to_dict("records"), meta)  # type: ignore[arg-type]
+    def from_frame(cls, rows: pd.DataFrame, meta: TableMeta) -> LatencyTable:
+        return cls(cast(list[TableRow], rows.to_dict("records")), meta)
 
     @cached_property
     def rows(self) -> pd.DataFrame:
@@ -102,7 +172,7 @@ class LatencyTable:
 
     @property
     def space(self) -> SearchSpace:
-        return SearchSpace.from_dict(self.meta["space"])  # type: ignore[arg-type]
+        return SearchSpace.from_dict(self.meta["space"])
 
     @property
     def backends(self) -> list[str]:
@@ -119,16 +189,16 @@ class LatencyTable:
     @property
     def threads(self) -> int:
         """Intra-op threads every backend was measured with."""
-        return int(self.meta.get("threads", 1))  # type: ignore[arg-type]
+        return int(self.meta.get("threads", 1))
 
     @property
     def timing(self) -> TimingSettings:
         """How the entries were timed; whole networks compared with them are timed alike."""
-        return TimingSettings(**self.meta.get("timing", {}))  # type: ignore[arg-type]
+        return TimingSettings(**self.meta.get("timing", {}))
 
-    def calibration(self, backend: str) -> dict[str, object] | None:
+    def calibration(self, backend: str) -> CalibrationRecord | None:
         """The stored latency-model calibration of `backend` (see latency/predict.py)."""
-        return (self.meta.get("calibration") or {}).get(backend)  # type: ignore[union-attr]
+        return (self.meta.get("calibration") or {}).get(backend)
 
     def has(self, backend: str, key: EntryKey) -> bool:
         return (backend, key) in self._index
@@ -143,11 +213,11 @@ class LatencyTable:
                 f"for this space and backend") from None
 
 
-def _row_key(row: Record) -> tuple[object, ...]:
+def _row_key(row: Mapping[str, object]) -> tuple[object, ...]:
     return tuple(row[name] for name in ROW_KEY)
 
 
-def content_fingerprint(records: list[Record], meta: dict[str, object]) -> str:
+def content_fingerprint(records: list[TableRow], meta: TableMeta) -> str:
     """A hash of what was measured and for which space (not when): 16 hex digits."""
     payload = json.dumps({"space": meta.get("space"), "device": meta.get("device"),
                           "calibration": meta.get("calibration"),
@@ -159,7 +229,8 @@ def content_fingerprint(records: list[Record], meta: dict[str, object]) -> str:
 def write_table(table: LatencyTable, path: Path) -> Path:
     """Validate, then write atomically (temporary file in the same folder, then rename)."""
     validate_rows(table.records, str(path))
-    meta = {**table.meta, "schema_version": SCHEMA_VERSION, "fingerprint": table.fingerprint}
+    meta: TableMeta = {**table.meta, "schema_version": SCHEMA_VERSION,
+                       "fingerprint": table.fingerprint}
     schema = pa.schema([pa.field(name, kind) for name, kind in COLUMNS.items()],
                        metadata={METADATA_KEY: json.dumps(meta, default=str).encode()})
     arrow = pa.Table.from_pylist(table.records, schema=schema)
@@ -221,7 +292,7 @@ def read_parquet(path: Path) -> pa.Table:
         return parquet.read()
 
 
-def validate_rows(records: list[Record], where: str) -> None:
+def validate_rows(records: list[TableRow], where: str) -> None:
     """Reject NaN or non-positive latencies and duplicate keys, naming the first offender."""
     bad = [row for row in records if not _positive(row["latency_ms"])]
     if bad:

@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import io
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,13 +22,18 @@ from hwnas.latency.measure.entries import build
 from hwnas.latency.runner.phases import phase
 from hwnas.latency.runner.timing import Timed
 
+if TYPE_CHECKING:
+    from hwnas.latency.measure.export_ahead import Item
+
 
 def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
     """The module as an ONNX model (bytes), inputs named x0, x1, …, output `y`."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module.eval(), inputs, buffer, dynamo=False,
+        torch.onnx.export(module.eval(), inputs,
+                          buffer,  # type: ignore[arg-type]  # stub lacks BytesIO; dynamo=False takes it
+                          dynamo=False,
                           input_names=[f"x{i}" for i in range(len(inputs))],
                           output_names=["y"], opset_version=17)
     return buffer.getvalue()
@@ -77,7 +83,8 @@ class OnnxRuntimeBackend:
                 f"onnxruntime-gpu for --device cuda")
         self.providers = ort_session.providers_for(wanted, torch.device(device).index or 0)
         self.options = ort_session.session_options(threads)
-        self.exported: dict[EntryKey, bytes] = {}  # entries exported ahead (export_ahead.py)
+        # entries (and the networks beside them) exported ahead (export_ahead.py)
+        self.exported: dict[Item, bytes] = {}
 
     def prepare(self, key: EntryKey) -> Timed:
         module, inputs = build(key)
