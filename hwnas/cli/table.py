@@ -38,7 +38,7 @@ def import_results(
 
     table = run_import(results, bundle, out)
     console.print(f"wrote {out}: {len(table.rows)} entries measured on "
-                  f"{table.meta['device_name']} ({table.meta['target']['provider']}, "  # type: ignore[index]
+                  f"{table.meta['device_name']} ({table.meta['target']['provider']}, "
                   f"{table.threads} thread(s))", highlight=False)
     print_summary(table)
 

@@ -94,7 +94,7 @@ def train(
                         "--genotype FILE --table TABLE")
     if export is not None:
         source = from_export(export)
-    elif table is None:
+    elif table is None or genotype is None:  # genotype is set: checked just above
         raise UserError("--genotype needs --table: the latency table of the space it was "
                         "searched in")
     else:

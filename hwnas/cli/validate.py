@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from hwnas.cli.console import console, progress_hooks
+
+if TYPE_CHECKING:  # the validation module (pandas, torch) loads only when the command runs
+    from hwnas.latency.validate import ValidationSummary
+
+    class _Row(ValidationSummary):
+        """One backend's summary and where its CSV and plot were written."""
+
+        csv: str
+        plot: str
 
 
 def validate(
@@ -36,7 +45,7 @@ def validate(
 
     the_table = read_table(table)
     backends = list(dict.fromkeys(backend or the_table.backends))
-    rows = []
+    rows: list[_Row] = []
     for name in backends:
         with progress_hooks() as hooks:
             report = run_validate(the_table, name, n, seed, hooks)
@@ -45,7 +54,7 @@ def validate(
         plot_path = _per_backend(plot, table, name, ".png", several)
         write_csv(report, csv_path)
         draw(report, plot_path, f"{the_table.meta.get('device_name')} — {name}")
-        summary = {**report.summary(), "csv": str(csv_path), "plot": str(plot_path)}
+        summary: _Row = {**report.summary(), "csv": str(csv_path), "plot": str(plot_path)}
         rows.append(summary)
         if json_output:
             typer.echo(json.dumps(summary))
@@ -61,19 +70,19 @@ def _per_backend(given: Path | None, table: Path, backend: str, suffix: str,
     return given.with_name(f"{given.stem}-{backend}{given.suffix}") if several else given
 
 
-def _print(rows: list[dict[str, object]]) -> None:
+def _print(rows: list[_Row]) -> None:
     listing = Table(title="Predicted vs measured end-to-end latency (held-out networks)")
     for column in ("backend", "n", "within ±5%", "within ±10%", "MAPE", "worst",
                    "±10% corrected", "MAPE corrected", "rank corr.", "repeatability", "drift",
                    "measured ms"):
         listing.add_column(column, justify="left" if column == "backend" else "right")
     for row in rows:
-        low, high = row["measured_range_ms"]  # type: ignore[misc]
+        low, high = row["measured_range_ms"]
         listing.add_row(str(row["backend"]) + ("" if row["calibrated"] else " (uncalibrated)"),
-                        str(row["n"]), f"{100 * row['within_5pct']:.0f}%",  # type: ignore
-                        f"{100 * row['within_10pct']:.0f}%",  # type: ignore[operator]
+                        str(row["n"]), f"{100 * row['within_5pct']:.0f}%",
+                        f"{100 * row['within_10pct']:.0f}%",
                         f"{row['mape']:.1f}%", f"{row['worst_pct']:+.1f}%",
-                        f"{100 * row['within_10pct_corrected']:.0f}%",  # type: ignore
+                        f"{100 * row['within_10pct_corrected']:.0f}%",
                         f"{row['mape_corrected']:.1f}%",
                         "—" if row["rank_correlation"] is None else
                         f"{row['rank_correlation']:.3f}", f"{row['repeatability_pct']:.1f}%",

@@ -16,6 +16,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 import pandas as pd
 
@@ -57,6 +58,30 @@ class ValidationPoint:
         return 100 * abs(self.first_ms - self.second_ms) / self.measured_ms
 
 
+class ValidationSummary(TypedDict):
+    """One backend's figures (errors in %, shares in 0–1): what `hwnas validate --json` prints."""
+
+    backend: str
+    calibrated: bool
+    n: int
+    within_5pct: float
+    within_10pct: float
+    mape: float
+    worst_pct: float
+    # the same with each prediction scaled by the drift the references measured
+    within_5pct_corrected: float
+    within_10pct_corrected: float
+    mape_corrected: float
+    worst_pct_corrected: float
+    drift_factor: float
+    rank_correlation: float | None
+    repeatability_pct: float
+    drift_pct: float | None
+    repeatability_worst_pct: float
+    repeat_within_10pct: float
+    measured_range_ms: list[float]  # [lowest, highest]
+
+
 @dataclass(frozen=True)
 class ValidationReport:
     backend: str
@@ -76,12 +101,13 @@ class ValidationReport:
         """What the drift scales predictions by (1 without references)."""
         return drift_factor(self.drift_pct)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> ValidationSummary:
         repeats = [p.repeat_pct for p in self.points]
         frame = pd.DataFrame({"predicted": [p.predicted_ms for p in self.points],
                               "measured": [p.measured_ms for p in self.points]})
         ranked = frame.nunique().min() > 1  # a constant column has no rank correlation
-        return {
+        # a cast: the checker cannot see the keys error_figures builds from its suffix
+        return cast(ValidationSummary, {
             "backend": self.backend,
             "calibrated": self.calibrated,
             "n": len(self.points),
@@ -99,7 +125,7 @@ class ValidationReport:
             "repeat_within_10pct": sum(r <= 10 for r in repeats) / len(repeats),
             "measured_range_ms": [min(p.measured_ms for p in self.points),
                                   max(p.measured_ms for p in self.points)],
-        }
+        })
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{"genotype": p.genotype.to_json(), "predicted_ms": p.predicted_ms,

@@ -134,6 +134,7 @@ def _cell(graph: _Graph, space: SearchSpace, plan: CellPlan, ops: tuple[str, ...
             out = _edge(graph, ops[index], states[source], plan.edge_stride(edges[index]))
             total = out if total is None else graph.emit("Add", [total, out], c)
             index += 1
+        assert total is not None  # every node sums at least the two cell inputs' edges
         states.append(total)
     return graph.emit("Concat", states[2:], plan.c_out)
 

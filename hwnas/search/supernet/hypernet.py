@@ -24,6 +24,8 @@ def reference_points(k: int) -> torch.Tensor:
 class Hypernetwork(nn.Module):
     """Maps a penalty vector s (k,) to logits (cell types, edges, k) for the whole network."""
 
+    references: torch.Tensor  # (R, k) buffer, registered in __init__
+
     def __init__(self, references: torch.Tensor, cell_types: int, edges: int,
                  sigma: float) -> None:
         super().__init__()

@@ -55,7 +55,7 @@ class MixedOp(nn.Module):
         """`weights` (ops,) mixes every candidate; a SampledOp runs only the sampled one."""
         if isinstance(weights, SampledOp):
             return weights.weight * self.candidates[weights.index](x)
-        return sum(weights[m] * op(x) for m, op in enumerate(self.candidates))  # type: ignore[return-value]
+        return sum(weights[m] * op(x) for m, op in enumerate(self.candidates))
 
 
 def build_supernet(space: SearchSpace) -> Network:
