@@ -62,7 +62,7 @@ def compare(a: LatencyTable, b: LatencyTable, backend_a: str, backend_b: str) ->
 
 def _entries(a: LatencyTable, b: LatencyTable, backend_a: str, backend_b: str) -> pd.DataFrame:
     rows = []
-    for record in a.rows[a.rows["backend"] == backend_a].to_dict("records"):
+    for record in (row for row in a.records if row["backend"] == backend_a):
         key = keys.EntryKey.from_row(record)
         if b.has(backend_b, key):
             a_ms, b_ms = float(record["latency_ms"]), b.latency_ms(backend_b, key)

@@ -25,7 +25,7 @@ from hwnas.latency.measure.profile import (
     profile_metadata,
     table_from_results,
 )
-from hwnas.latency.model.table import LatencyTable, write_table
+from hwnas.latency.model.table import LatencyTable, TableMeta, write_table
 from hwnas.latency.runner.measure_bundle import RESULTS_FORMAT, read_json, read_manifest
 from hwnas.latency.runner.timing import Measurement, TimingSettings
 from hwnas.latency.targets.bundle import BACKEND
@@ -98,7 +98,7 @@ def import_results(results_path: Path, bundle: Path, out: Path) -> LatencyTable:
     # the exporter's versions are the host's; the runtime, Python and OS are the target's
     versions = {**manifest["host_versions"], "python": machine["python"],
                 "platform": machine["os"], "onnxruntime": machine["onnxruntime"]}
-    meta = {**profile_metadata(config, [BACKEND], name, versions),
+    meta: TableMeta = {**profile_metadata(config, [BACKEND], name, versions),
             "target": machine, "bundle_id": manifest["bundle_id"],
             "runner_wall_s": results.get("wall_s")}
     genotypes = [Genotype.from_json(json.dumps(item["genotype"]))

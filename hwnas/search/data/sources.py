@@ -239,8 +239,8 @@ def _read_image(path: Path, input_size: int) -> torch.Tensor:
 
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if image.mode in GREY_MODES else "RGB")
-            pixels = np.asarray(image, dtype=np.uint8)
+            converted = image.convert("L" if image.mode in GREY_MODES else "RGB")
+            pixels = np.asarray(converted, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise UserError(f"cannot read image {path} ({type(exc).__name__}): replace or remove "
                         f"the file") from None
