@@ -187,7 +187,7 @@ def measure(bundle: Path, out: Path, threads: int = 1, provider: str = "CPUExecu
         def persist(key: Hashable, block: list[float]) -> None:
             sink.write(json.dumps({"task": key, "block_ms": block}) + "\n")
             sink.flush()
-            line.advance(labels[key])  # type: ignore[index]
+            line.advance(labels[key])
 
         with FreshProcesses(preload=(f"{__package__}.measure_bundle",)) as fresh:
             done.update(measure_fresh(fresh, networks, settings, kept, persist,
@@ -199,7 +199,8 @@ def measure(bundle: Path, out: Path, threads: int = 1, provider: str = "CPUExecu
                "space": manifest["space"]["name"],
                "space_fingerprint": manifest["space_fingerprint"],
                "machine": {**machine_record(), "onnxruntime": ort.__version__,
-                           "provider": provider, "threads": threads},
+                           "provider": provider, "threads": threads,
+                           **graph_record(bundle, manifest)},
                "timing": manifest["timing"], "wall_s": round(time.perf_counter() - started, 2),
                "blocks_ms": {str(key): m.blocks_ms for key, m in done.items()}}
     _write_json(out, results)
