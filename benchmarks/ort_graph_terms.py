@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.arch.network import Genotype, random_genotype
+from hwnas.arch.genotypes import Genotype, mixture_genotypes, random_genotype
 from hwnas.arch.space import cell_plans, load_space
 from hwnas.latency.measure.backends.onnx_backend import export_onnx
 from hwnas.latency.measure.networks import network_inputs
@@ -42,7 +42,6 @@ from hwnas.latency.model.predict import (
     LatencyModel,
     fit_calibration,
     latency_model,
-    mixture_genotypes,
     uncalibrated_model,
 )
 from hwnas.latency.model.table import read_table

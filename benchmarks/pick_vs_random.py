@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which handles ties
 
-from hwnas.arch.network import Genotype, discrete_network
-from hwnas.latency.model.predict import latency_model, mixture_genotypes
+from hwnas.arch.genotypes import Genotype, mixture_genotypes
+from hwnas.arch.network import discrete_network
+from hwnas.latency.model.predict import latency_model
 from hwnas.search.data.dataset import Dataset, load_dataset
 from hwnas.search.family.derive import accuracy, inherit, member_network
 from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column

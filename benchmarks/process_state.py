@@ -20,9 +20,10 @@ import gc
 import statistics
 from collections.abc import Hashable
 
+from hwnas.arch.genotypes import calibration_genotypes
 from hwnas.arch.space import enumerate_entries, load_space
 from hwnas.latency.measure.backends import make_backend
-from hwnas.latency.measure.networks import calibration_genotypes, prepare_network
+from hwnas.latency.measure.networks import prepare_network
 from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, measure_fresh
 from hwnas.latency.runner.timing import TimingSettings, measure_interleaved
 

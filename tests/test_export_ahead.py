@@ -14,7 +14,7 @@ import onnx
 import torch
 from conftest import TINY_SPACE
 
-from hwnas.arch.network import random_genotype
+from hwnas.arch.genotypes import random_genotype
 from hwnas.arch.space import enumerate_entries
 from hwnas.latency.measure.backends import make_backend
 from hwnas.latency.measure.export_ahead import ExportAhead, spare_core

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import TINY_SPACE
 
-from hwnas.arch.network import Genotype, random_genotype
+from hwnas.arch.genotypes import Genotype, random_genotype
 from hwnas.errors import UserError
 from hwnas.latency.runner.forkserver import (
     FreshProcesses,

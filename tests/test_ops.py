@@ -1,21 +1,50 @@
-"""Every registered op and fixed part maps its key's input shape to its key's output shape."""
+"""The op registry against the modules it builds: every registered op's metadata (shape,
+parameters, kernel), and every fixed part's key shape."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from hwnas.arch import keys, ops
+from hwnas.arch import keys, ops, registry
 from hwnas.arch.keys import EntryKey
 from hwnas.latency.measure import entries
 
 
-@pytest.mark.parametrize("name", list(ops.OPS))
+@pytest.mark.parametrize("name", registry.EDGE_OPS)
 @pytest.mark.parametrize("stride", [1, 2])
-def test_edge_op_keeps_channels_and_strides(name: str, stride: int) -> None:
-    op = ops.make_op(name, 8, stride).eval()
-    out = op(torch.randn(2, 8, 12, 12))
-    assert out.shape == (2, 8, 12 // stride, 12 // stride)
+def test_edge_op_gives_the_output_shape_its_key_predicts(name: str, stride: int) -> None:
+    key = EntryKey(name, 2, 8, 8, 14, 14, stride)
+    out = ops.OPS[name](8, stride).eval()(torch.randn(2, 8, 14, 14))
+    assert out.shape == (2, 8, key.h_out, key.w_out)
+
+
+@pytest.mark.parametrize("name", registry.EDGE_OPS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_parameter_free_means_no_parameters(name: str, stride: int) -> None:
+    weights = list(ops.make_op(name, 8, stride).parameters())
+    assert registry.edge_op(name).parameter_free(stride) == (not weights)
+
+
+def _windows(module: nn.Module) -> list[tuple[int, int]]:
+    """(kernel, dilation) of every convolution and pooling inside `module`."""
+    found = []
+    for part in module.modules():
+        if isinstance(part, nn.Conv2d):
+            found.append((part.kernel_size[0], part.dilation[0]))
+        elif isinstance(part, nn.MaxPool2d | nn.AvgPool2d):
+            kernel = part.kernel_size
+            found.append((kernel if isinstance(kernel, int) else kernel[0], 1))
+    return found
+
+
+@pytest.mark.parametrize("name", registry.EDGE_OPS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_kernel_and_dilation_are_the_modules_widest_window(name: str, stride: int) -> None:
+    op = registry.edge_op(name)
+    assert max(_windows(ops.make_op(name, 8, stride)), default=(1, 1)) == (op.kernel,
+                                                                           op.dilation)
 
 
 def test_unknown_op_names_the_known_ones() -> None:
@@ -52,5 +81,7 @@ def test_key_round_trips_through_a_row() -> None:
     assert EntryKey.from_row(key.to_row()) == key
 
 
-def test_the_torch_free_op_names_match_the_registry() -> None:
-    assert tuple(ops.OPS) == keys.EDGE_OPS
+def test_op_names_and_order_stay_as_tables_and_penalty_vectors_know_them() -> None:
+    assert registry.EDGE_OPS == tuple(ops.OPS) == (
+        "zero", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_3x3", "conv_5x5",
+        "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")

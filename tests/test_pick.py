@@ -15,7 +15,8 @@ from conftest import TINY_SPACE, heavy_imports, synthetic_table
 from typer.testing import CliRunner
 
 import hwnas.latency.validate
-from hwnas.arch.network import Genotype, discrete_network
+from hwnas.arch.genotypes import Genotype
+from hwnas.arch.network import discrete_network
 from hwnas.cli import app
 from hwnas.errors import UserError
 from hwnas.latency.model.table import read_table, write_table

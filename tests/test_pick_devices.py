@@ -56,7 +56,7 @@ def test_pick_with_another_table_prices_the_family_on_that_device(
         runs: tuple[Path, Path, Path]) -> None:
     run_dir, _, other = runs
     picked = _pick("--run", str(run_dir), "--table", str(other), "--max-latency-ms", "1000")
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
 
     genotype = Genotype.from_json(json.dumps(picked["genotype"]))
     expected = latency_model(read_table(other), "torch", warn=False).predict_ms(genotype)

@@ -9,16 +9,14 @@ import pytest
 from conftest import TINY_SPACE, synthetic_table
 
 from hwnas.arch import keys
-from hwnas.arch.network import Genotype
+from hwnas.arch.genotypes import Genotype, calibration_genotypes, validation_genotypes
 from hwnas.arch.space import cell_edges, cell_plans, edge_key, fixed_entries
-from hwnas.latency.measure.networks import calibration_genotypes, validation_genotypes
 from hwnas.latency.model.predict import (
     Calibration,
     UncalibratedWarning,
     call_overhead_fit,
     fit_calibration,
     latency_model,
-    mixture_genotypes,
     moved_bytes,
     uncalibrated_model,
 )
@@ -125,25 +123,6 @@ def test_a_stored_calibration_is_used() -> None:
     model = latency_model(table, "torch")
     assert model.calibrated and model.calibration.op_scale == {"conv_3x3": 2.0}
     assert model.predict_ms(HAND) > uncalibrated_model(table, "torch").predict_ms(HAND) + 1.0
-
-
-def test_calibration_networks_start_with_pure_ones_and_vary_their_mixture() -> None:
-    genotypes = calibration_genotypes(TINY_SPACE, 12, seed=0)
-    edges = TINY_SPACE.edges_per_cell
-    assert genotypes[:3] == [Genotype((op,) * edges, (op,) * edges) for op in TINY_SPACE.ops]
-    assert len(set(genotypes)) == 12
-    conv_share = [sum(op == "conv_3x3" for op in g.normal + g.reduce) / (2 * edges)
-                  for g in genotypes[3:]]
-    # uniform per-edge sampling: sqrt(p(1-p)/10) ≈ 0.15; flat-Dirichlet mixtures ≈ 0.24
-    assert np.std(conv_share) > 0.19
-
-
-def test_validation_networks_avoid_calibration_ones() -> None:
-    used = calibration_genotypes(TINY_SPACE, 12, seed=0)
-    held_out = validation_genotypes(TINY_SPACE, 20, seed=0, exclude=used)
-    assert len(set(held_out)) == 20 and not set(held_out) & set(used)
-    rng = np.random.default_rng(0)
-    assert mixture_genotypes(TINY_SPACE, 5, rng, include_pure=False)[0] != used[0]
 
 
 def test_a_calibration_stored_before_graph_terms_predicts_as_it_did() -> None:

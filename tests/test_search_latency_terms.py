@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import synthetic_latency_ms, synthetic_table
 
-from hwnas.arch.network import random_genotype
+from hwnas.arch.genotypes import random_genotype
 from hwnas.arch.space import PRESETS, cell_edges, cell_plans, edge_key, fixed_entries
 from hwnas.errors import UserError
 from hwnas.latency.model.table import LatencyTable

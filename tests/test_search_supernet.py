@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from hwnas.arch.network import Genotype, Network
+from hwnas.arch.genotypes import Genotype
+from hwnas.arch.network import Network
 from hwnas.arch.space import PRESETS, SearchSpace
 from hwnas.search.family.derive import inherit
 from hwnas.search.supernet.mixed_network import MixedOp, build_supernet, hard_sample
@@ -47,8 +48,7 @@ def test_hard_forward_is_the_discrete_network_of_the_sampled_genotype(preset: st
     supernet = build_supernet(space)
     gamma = torch.softmax(torch.randn(2, space.edges_per_cell, len(space.ops)), dim=-1)
     normal, reduce = hard_sample(gamma)
-    genotype = Genotype(tuple(space.ops[i] for i in normal.picks),
-                        tuple(space.ops[i] for i in reduce.picks))
+    genotype = Genotype.from_picks(space, normal.picks, reduce.picks)
     assert normal.picks == tuple(gamma[0].argmax(dim=-1).tolist())
     assert torch.equal(normal.weights, torch.eye(len(space.ops))[list(normal.picks)])
     x = torch.randn(4, space.input_channels, space.input_size, space.input_size)

@@ -12,11 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypedDict, cast
 
-# Edge operations, in registry order: the names of `hwnas.arch.ops.OPS` (a test keeps them equal).
-EDGE_OPS = ("zero", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_3x3", "conv_5x5",
-            "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-
-# Entries that are not edge operations: the network's fixed parts and the empty call.
+# Entries that are not edge operations (those are `hwnas.arch.registry.EDGE_OPS`): the
+# network's fixed parts and the empty call.
 STEM = "stem"
 PREPROCESS = "preprocess"  # 1×1 ReLU-Conv-BN adapting a cell input
 PREPROCESS_REDUCE = "preprocess_reduce"  # factorized reduce adapting a 2× larger cell input
@@ -31,7 +28,7 @@ STRUCTURAL = (STEM, PREPROCESS, PREPROCESS_REDUCE, NODE_SUM, CONCAT, HEAD, CALL_
 class EntryKey:
     """One measurable thing at one shape: an edge op or a fixed part of the network."""
 
-    op: str  # an ops.OPS name or one of STRUCTURAL
+    op: str  # a registry.EDGE_OPS name or one of STRUCTURAL
     batch: int
     c_in: int  # channels of each input
     c_out: int

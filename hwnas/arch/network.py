@@ -7,17 +7,15 @@ latency prediction, so what is measured, trained and exported is one piece of co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from hwnas.arch import ops
+from hwnas.arch.genotypes import Genotype
 from hwnas.arch.space import CellPlan, SearchSpace, cell_edges, cell_plans
-from hwnas.errors import UserError
 
 # (cell plan, edge index within the cell, edge (i, j)) -> the module on that edge.
 EdgeFactory = Callable[[CellPlan, int, tuple[int, int]], nn.Module]
@@ -28,37 +26,6 @@ class EdgeWeights(Protocol):
     weights, or the search's per-edge samples."""
 
     def __getitem__(self, edge: int, /) -> object: ...
-
-
-@dataclass(frozen=True)
-class Genotype:
-    """One operation name per edge, for the normal and the reduction cell type."""
-
-    normal: tuple[str, ...]
-    reduce: tuple[str, ...]
-
-    def for_cell(self, plan: CellPlan) -> tuple[str, ...]:
-        return self.reduce if plan.reduction else self.normal
-
-    def to_json(self) -> str:
-        return json.dumps({"normal": list(self.normal), "reduce": list(self.reduce)})
-
-    @classmethod
-    def from_json(cls, text: str) -> Genotype:
-        data = json.loads(text)
-        return cls(tuple(data["normal"]), tuple(data["reduce"]))
-
-    def check(self, space: SearchSpace) -> None:
-        """Raise UserError unless every cell type names one of the space's ops per edge."""
-        edges = space.edges_per_cell
-        for cell_type, names in (("normal", self.normal), ("reduce", self.reduce)):
-            if len(names) != edges:
-                raise UserError(f"genotype {cell_type} cell has {len(names)} ops, the space "
-                                f"{space.name!r} has {edges} edges per cell")
-            unknown = sorted(set(names) - set(space.ops))
-            if unknown:
-                raise UserError(f"genotype {cell_type} cell uses {', '.join(unknown)}, not in "
-                                f"space {space.name!r} ops {', '.join(space.ops)}")
 
 
 class Cell(nn.Module):
@@ -119,10 +86,3 @@ def discrete_network(space: SearchSpace, genotype: Genotype) -> Network:
         return ops.make_op(genotype.for_cell(plan)[index], plan.channels, plan.edge_stride(edge))
 
     return Network(space, make_edge)
-
-
-def random_genotype(space: SearchSpace, generator: torch.Generator) -> Genotype:
-    """A uniformly random operation on every edge of both cell types."""
-    edges = space.edges_per_cell
-    picks = torch.randint(len(space.ops), (2, edges), generator=generator).tolist()
-    return Genotype(tuple(space.ops[i] for i in picks[0]), tuple(space.ops[i] for i in picks[1]))

@@ -1,15 +1,19 @@
-"""The operation registry: every candidate edge operation and every fixed part of the network.
+"""The torch modules of every registered edge operation and of the network's fixed parts.
 
-One dict per kind, iterated everywhere (profiler, supernet, exported model), so what is
-measured, what is trained and what is deployed can never disagree.
+`OPS` is built from `hwnas.arch.registry`, one factory per op family, and iterated everywhere
+(profiler, supernet, exported model), so what is measured, what is trained and what is
+deployed can never disagree.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from hwnas.arch.registry import EDGE_OPS, EdgeOp, OpFamily, edge_op
 
 # An edge operation factory: (channels, stride) -> module mapping (N, C, H, W) to
 # (N, C, H/stride, W/stride). Affine batch norm everywhere: the searched supernet and the
@@ -98,23 +102,50 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
-def _skip(channels: int, stride: int) -> nn.Module:
+def _zero(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return Zero(stride)
+
+
+def _max_pool(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return nn.MaxPool2d(op.kernel, stride=stride, padding=op.padding)
+
+
+def _avg_pool(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return nn.AvgPool2d(op.kernel, stride=stride, padding=op.padding, count_include_pad=False)
+
+
+def _skip(op: EdgeOp, channels: int, stride: int) -> nn.Module:
     return nn.Identity() if stride == 1 else FactorizedReduce(channels, channels)
 
 
-OPS: dict[str, OpFactory] = {
-    "zero": lambda c, stride: Zero(stride),
-    "max_pool_3x3": lambda c, stride: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda c, stride: nn.AvgPool2d(
-        3, stride=stride, padding=1, count_include_pad=False),
-    "skip_connect": _skip,
-    "conv_3x3": lambda c, stride: ReLUConvBN(c, c, 3, stride, 1),
-    "conv_5x5": lambda c, stride: ReLUConvBN(c, c, 5, stride, 2),
-    "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride, 1),
-    "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride, 2),
-    "dil_conv_3x3": lambda c, stride: DilConv(c, c, 3, stride, 2, dilation=2),
-    "dil_conv_5x5": lambda c, stride: DilConv(c, c, 5, stride, 4, dilation=2),
+def _conv(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return ReLUConvBN(channels, channels, op.kernel, stride, op.padding, op.dilation)
+
+
+def _sep_conv(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return SepConv(channels, channels, op.kernel, stride, op.padding)
+
+
+def _dil_conv(op: EdgeOp, channels: int, stride: int) -> nn.Module:
+    return DilConv(channels, channels, op.kernel, stride, op.padding, op.dilation)
+
+
+# The module of each op family, shaped by the registry entry's kernel and dilation.
+_BUILDERS: dict[OpFamily, Callable[[EdgeOp, int, int], nn.Module]] = {
+    OpFamily.ZERO: _zero, OpFamily.MAX_POOL: _max_pool, OpFamily.AVG_POOL: _avg_pool,
+    OpFamily.SKIP: _skip, OpFamily.CONV: _conv, OpFamily.SEP_CONV: _sep_conv,
+    OpFamily.DIL_CONV: _dil_conv,
 }
+
+
+def make_op(name: str, channels: int, stride: int) -> nn.Module:
+    """Build edge operation `name`; an unknown name raises with the known ones listed."""
+    op = edge_op(name)
+    return _BUILDERS[op.family](op, channels, stride)
+
+
+# Every registered edge op's factory, in registry order (the DARTS `OPS` dict).
+OPS: dict[str, OpFactory] = {name: functools.partial(make_op, name) for name in EDGE_OPS}
 
 
 class NodeSum(nn.Module):
@@ -154,13 +185,3 @@ def stem(c_in: int, c_out: int) -> nn.Module:
 def preprocess(c_in: int, c_out: int, reduce: bool) -> nn.Module:
     """Cell input adapter: 1×1 ReLU-Conv-BN, or a factorized reduce when the input is 2× larger."""
     return FactorizedReduce(c_in, c_out) if reduce else ReLUConvBN(c_in, c_out, 1, 1, 0)
-
-
-def make_op(name: str, channels: int, stride: int) -> nn.Module:
-    """Build edge operation `name`; an unknown name raises with the known ones listed."""
-    try:
-        factory = OPS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown operation {name!r}; known operations: {', '.join(OPS)}") from None
-    return factory(channels, stride)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hwnas.arch import keys
 from hwnas.arch.keys import EntryKey
+from hwnas.arch.registry import EDGE_OPS
 from hwnas.errors import UserError
 
 
@@ -74,10 +75,10 @@ class SearchSpace:
 def _check(space: SearchSpace) -> None:
     if not space.ops:
         raise SpaceError("a space needs at least one operation in 'ops'")
-    unknown = [op for op in space.ops if op not in keys.EDGE_OPS]
+    unknown = [op for op in space.ops if op not in EDGE_OPS]
     if unknown:
         raise SpaceError(f"unknown operation(s) {', '.join(unknown)} in space {space.name!r}; "
-                         f"known operations: {', '.join(keys.EDGE_OPS)}")
+                         f"known operations: {', '.join(EDGE_OPS)}")
     if len(set(space.ops)) != len(space.ops):
         raise SpaceError(f"space {space.name!r} lists an operation twice: {space.ops}")
     for field in ("channels", "input_channels", "input_size", "classes", "cells", "nodes",

@@ -20,11 +20,10 @@ from typing import TypedDict, cast
 
 import pandas as pd
 
-from hwnas.arch.network import Genotype
+from hwnas.arch.genotypes import Genotype, validation_genotypes
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.measure.backends import device_name, parse_device
-from hwnas.latency.measure.networks import validation_genotypes
 from hwnas.latency.model.predict import latency_model
 from hwnas.latency.model.table import LatencyTable, atomic_write
 from hwnas.latency.runner.forkserver import FreshProcesses, deployed_latency_ms, launches

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import threading
 
+from hwnas.arch.genotypes import Genotype
 from hwnas.arch.keys import EntryKey
-from hwnas.arch.network import Genotype
 from hwnas.arch.space import SearchSpace
 
 Item = EntryKey | Genotype  # an entry, or a whole network of the space

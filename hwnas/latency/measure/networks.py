@@ -1,37 +1,15 @@
-"""Whole networks measured the way a deployed model runs, for calibration and validation."""
+"""Whole networks measured the way a deployed model runs, for calibration and validation
+(`hwnas.arch.genotypes` draws which)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from hwnas.arch.network import Genotype, discrete_network
+from hwnas.arch.genotypes import Genotype
+from hwnas.arch.network import discrete_network
 from hwnas.arch.space import SearchSpace
 from hwnas.latency.measure.backends import Backend
-from hwnas.latency.model.predict import mixture_genotypes
 from hwnas.latency.runner.timing import Timed
-
-# Calibration and validation draw architectures from separate streams of the same seed.
-CALIBRATION_STREAM = 0xCA11B
-VALIDATION_STREAM = 0x7A11D
-
-
-def calibration_genotypes(space: SearchSpace, count: int, seed: int) -> list[Genotype]:
-    """The networks `hwnas profile` calibrates on: one per op, then varied mixtures."""
-    rng = np.random.default_rng([seed, CALIBRATION_STREAM])
-    return mixture_genotypes(space, count, rng, include_pure=True)
-
-
-def validation_genotypes(space: SearchSpace, count: int, seed: int,
-                         exclude: list[Genotype]) -> list[Genotype]:
-    """`count` varied architectures, none of them one that calibration used."""
-    rng = np.random.default_rng([seed, VALIDATION_STREAM])
-    found: list[Genotype] = []
-    while len(found) < count:
-        for genotype in mixture_genotypes(space, count, rng, include_pure=False):
-            if genotype not in exclude and genotype not in found and len(found) < count:
-                found.append(genotype)
-    return found
 
 
 def network_inputs(space: SearchSpace, genotype: Genotype,

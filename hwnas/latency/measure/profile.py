@@ -21,14 +21,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from hwnas.arch.genotypes import Genotype, calibration_genotypes
 from hwnas.arch.keys import EntryKey
-from hwnas.arch.network import Genotype
 from hwnas.arch.space import SearchSpace, enumerate_entries, overhead_entries
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.measure.backends import Backend, BackendUnavailable, device_name, make_backend
 from hwnas.latency.measure.export_ahead import ExportAhead, spare_core
-from hwnas.latency.measure.networks import calibration_genotypes
 from hwnas.latency.model import ort_graph
 from hwnas.latency.model.predict import fit_calibration, uncalibrated_model
 from hwnas.latency.model.table import (

@@ -18,18 +18,16 @@ AVX2, 1 (no NCHWc layout at all) elsewhere; `nchwc_block()` asks ONNX Runtime on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from hwnas.arch.registry import EDGE_OP_REGISTRY, EdgeOp, OpFamily, edge_op
 from hwnas.arch.space import CellPlan, SearchSpace, cell_edges, cell_plans
 
 if TYPE_CHECKING:
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
 
-# Ops whose exported form the replay knows (`zero` exports a Mul the replay does not model).
-SUPPORTED_OPS = frozenset({"max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_3x3",
-                           "conv_5x5", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
-                           "dil_conv_5x5"})
 TERMS = ("add_nodes", "reorder_nodes")  # the counts, in the order `counts` returns them
 
 
@@ -103,21 +101,49 @@ def _dil_conv(graph: _Graph, x: int, c_out: int, kernel: int, stride: int,
     return graph.conv(depthwise, c_out, 1, 1)
 
 
-def _edge(graph: _Graph, op: str, x: int, stride: int) -> int:
+def _pool(graph: _Graph, node: str, op: EdgeOp, x: int, stride: int) -> int:
+    return graph.emit(node, [x], graph.channels[x], (op.kernel, stride))
+
+
+def _max_pool(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
+    return _pool(graph, "MaxPool", op, x, stride)
+
+
+def _avg_pool(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
+    return _pool(graph, "AveragePool", op, x, stride)
+
+
+def _skip(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
+    return x if stride == 1 else _factorized_reduce(graph, x, graph.channels[x])
+
+
+def _conv(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
     c = graph.channels[x]
-    if op in ("max_pool_3x3", "avg_pool_3x3"):
-        return graph.emit("MaxPool" if op == "max_pool_3x3" else "AveragePool", [x], c,
-                          (stride,))
-    if op == "skip_connect":
-        return x if stride == 1 else _factorized_reduce(graph, x, c)
-    if op in ("conv_3x3", "conv_5x5"):
-        return graph.conv(graph.emit("Relu", [x], c), c, int(op[-1]), stride)
-    kernel = int(op[-1])
-    if op.startswith("sep_conv"):
-        return _dil_conv(graph, _dil_conv(graph, x, c, kernel, stride, 1), c, kernel, 1, 1)
-    if op.startswith("dil_conv"):
-        return _dil_conv(graph, x, c, kernel, stride, 2)
-    raise ValueError(f"the ONNX Runtime graph replay does not model op {op!r}")
+    return graph.conv(graph.emit("Relu", [x], c), c, op.kernel, stride, dilation=op.dilation)
+
+
+def _sep_conv(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
+    c = graph.channels[x]
+    return _dil_conv(graph, _dil_conv(graph, x, c, op.kernel, stride, 1), c, op.kernel, 1, 1)
+
+
+def _dil_conv_edge(graph: _Graph, op: EdgeOp, x: int, stride: int) -> int:
+    return _dil_conv(graph, x, graph.channels[x], op.kernel, stride, op.dilation)
+
+
+# The exported nodes of each registered op family (batch norm already folded into the
+# convolution before it); `zero` exports a Mul the replay does not model.
+_REPLAYS: dict[OpFamily, Callable[[_Graph, EdgeOp, int, int], int]] = {
+    OpFamily.MAX_POOL: _max_pool, OpFamily.AVG_POOL: _avg_pool, OpFamily.SKIP: _skip,
+    OpFamily.CONV: _conv, OpFamily.SEP_CONV: _sep_conv, OpFamily.DIL_CONV: _dil_conv_edge,
+}
+# Registered ops whose exported form the replay knows.
+SUPPORTED_OPS = frozenset(name for name, op in EDGE_OP_REGISTRY.items() if op.family in _REPLAYS)
+
+
+def _edge(graph: _Graph, name: str, x: int, stride: int) -> int:
+    op = edge_op(name)
+    return _REPLAYS[op.family](graph, op, x, stride)
 
 
 def _cell(graph: _Graph, space: SearchSpace, plan: CellPlan, ops: tuple[str, ...], s0: int,

@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwnas.arch import keys
+from hwnas.arch.registry import edge_op
 from hwnas.arch.space import SearchSpace, cell_edges, cell_plans, edge_key, fixed_entries
 from hwnas.latency.model import ort_graph
 from hwnas.latency.model.table import CalibrationRecord, LatencyTable
 
 if TYPE_CHECKING:
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
 
 FUSED_BACKENDS = frozenset({"onnxruntime"})  # the whole network is one call
 
@@ -177,14 +178,8 @@ def uncalibrated_model(table: LatencyTable, backend: str) -> LatencyModel:
     edge_ms = [[{op: corrected(edge_key(space, plan, edge, op)) for op in space.ops}
                 for edge in cell_edges(space.nodes)] for plan in cell_plans(space)]
     shared = frozenset((op, stride) for op in space.ops for stride in (1, 2)
-                       if fused and _parameter_free(op, stride))
+                       if fused and edge_op(op).parameter_free(stride))
     return LatencyModel(space, backend, fixed, edge_ms, None, shared)
-
-
-def _parameter_free(op: str, stride: int) -> bool:
-    from hwnas.arch import ops
-
-    return not any(True for _ in ops.make_op(op, 2, stride).parameters())
 
 
 def latency_model(table: LatencyTable, backend: str, warn: bool = True) -> LatencyModel:
@@ -268,25 +263,3 @@ def _solve(features: np.ndarray, y: np.ndarray, fixed_ms: float, n_ops: int,
     from scipy.optimize import lsq_linear  # 0.4 s to import: only a fit needs it
 
     return lsq_linear(rows, rhs, bounds=(lower, np.inf)).x
-
-
-def mixture_genotypes(space: SearchSpace, count: int, generator: np.random.Generator,
-                      include_pure: bool) -> list[Genotype]:
-    """Architectures with varied op mixtures: each draws its op probabilities from a flat
-    Dirichlet, then every edge from them. Uniform per-edge sampling would give nearly the same
-    mixture every time and leave the per-op scales unidentifiable. `include_pure` starts with
-    one single-op network per op (the corners of the mixture simplex)."""
-    from hwnas.arch.network import Genotype
-
-    k, edges = len(space.ops), space.edges_per_cell
-    found: list[Genotype] = []
-    if include_pure:
-        found = [Genotype((op,) * edges, (op,) * edges) for op in space.ops][:count]
-    while len(found) < count:
-        probabilities = generator.dirichlet(np.ones(k))
-        picks = generator.choice(k, size=(2, edges), p=probabilities)
-        genotype = Genotype(tuple(space.ops[i] for i in picks[0]),
-                            tuple(space.ops[i] for i in picks[1]))
-        if genotype not in found:
-            found.append(genotype)
-    return found

@@ -40,7 +40,7 @@ from .phases import phase
 from .timing import Blocked, Clock, Measurement, TimingSettings, measure_interleaved
 
 if TYPE_CHECKING:
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
     from hwnas.arch.space import SearchSpace
 
 # Networks alive at once: a child holds ~11 MB (torch) to ~31 MB (onnxruntime) of its own.

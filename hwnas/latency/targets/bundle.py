@@ -19,12 +19,13 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hwnas.arch.genotypes import calibration_genotypes
 from hwnas.arch.space import SearchSpace, enumerate_entries, overhead_entries
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency import runner
 from hwnas.latency.measure.backends.onnx_backend import entry_onnx, export_onnx
-from hwnas.latency.measure.networks import calibration_genotypes, network_inputs
+from hwnas.latency.measure.networks import network_inputs
 from hwnas.latency.runner.forkserver import launches
 from hwnas.latency.runner.measure_bundle import BUNDLE_FORMAT, MANIFEST_FILE, NUMPY_DTYPES
 from hwnas.latency.runner.timing import TimingSettings

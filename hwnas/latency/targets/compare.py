@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hwnas.arch import keys
+from hwnas.arch.registry import EDGE_OPS
 from hwnas.errors import UserError
 from hwnas.latency.model.penalty import device_penalty, op_totals_ms
 from hwnas.latency.model.table import LatencyTable
@@ -91,7 +92,7 @@ def _shape_changes(entries: pd.DataFrame) -> list[str]:
     changes: list[str] = []
     if entries.empty:
         return changes
-    edges = entries[entries["op"].isin(keys.EDGE_OPS)]
+    edges = entries[entries["op"].isin(EDGE_OPS)]
     for shape, group in edges.groupby("shape", sort=False):
         changes += _op_order_changes(dict(zip(group["op"], group["a_ms"], strict=True)),
                                      dict(zip(group["op"], group["b_ms"], strict=True)),

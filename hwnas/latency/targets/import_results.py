@@ -14,8 +14,8 @@ import math
 from collections.abc import Hashable
 from pathlib import Path
 
+from hwnas.arch.genotypes import Genotype
 from hwnas.arch.keys import EntryKey
-from hwnas.arch.network import Genotype
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
 from hwnas.latency.measure.profile import (

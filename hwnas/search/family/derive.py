@@ -14,7 +14,8 @@ import re
 import torch
 from torch import nn
 
-from hwnas.arch.network import Genotype, Network, discrete_network
+from hwnas.arch.genotypes import Genotype
+from hwnas.arch.network import Network, discrete_network
 from hwnas.arch.space import SearchSpace, cell_plans
 from hwnas.search.data.dataset import Dataset, Split
 

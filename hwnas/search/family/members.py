@@ -10,7 +10,7 @@ import itertools
 import torch
 from torch import nn
 
-from hwnas.arch.network import Genotype
+from hwnas.arch.genotypes import Genotype
 from hwnas.arch.space import SearchSpace
 from hwnas.search.supernet.latency_terms import NORMAL, REDUCE
 
@@ -23,8 +23,7 @@ def one_hot(logits: torch.Tensor) -> torch.Tensor:
 def genotype(space: SearchSpace, logits: torch.Tensor) -> Genotype:
     """arch(s) as op names, from the hypernetwork's logits (cell types, edges, ops) at s."""
     picks = logits.argmax(dim=-1).tolist()
-    return Genotype(tuple(space.ops[m] for m in picks[NORMAL]),
-                    tuple(space.ops[m] for m in picks[REDUCE]))
+    return Genotype.from_picks(space, picks[NORMAL], picks[REDUCE])
 
 
 def op_counts(space: SearchSpace, genotype: Genotype) -> dict[str, int]:

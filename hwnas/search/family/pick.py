@@ -21,7 +21,7 @@ from hwnas.latency.model.table import Record
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
 
 
 def latency_column(backend: str) -> str:
@@ -141,7 +141,7 @@ def member_row(members: list[Record], genotype: Genotype) -> Record | None:
 
 
 def genotype_of(row: Mapping[str, object]) -> Genotype:
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
 
     return Genotype.from_json(str(row["genotype"]))
 

@@ -26,7 +26,7 @@ def check_same_space(table: LatencyTable, run_table: LatencyTable, table_name: s
 
 def latencies(genotypes: list[str], table: LatencyTable) -> list[Record]:
     """`genotype` (JSON) and `predicted_ms_<backend>` for every backend of the table."""
-    from hwnas.arch.network import Genotype
+    from hwnas.arch.genotypes import Genotype
     from hwnas.latency.model.predict import latency_model
 
     models = {backend: latency_model(table, backend, warn=False) for backend in table.backends}

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.arch.network import Genotype, Network
+from hwnas.arch.genotypes import Genotype
+from hwnas.arch.network import Network
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwnas.arch.network import Genotype
+from hwnas.arch.genotypes import Genotype
 from hwnas.arch.space import SearchSpace, SpaceError
 from hwnas.errors import UserError
 from hwnas.search.family.export import GENOTYPE_FILE, WEIGHTS_FILE
