@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from hwnas.latency.model.table import LatencyTable, read_table
+import hwnas
 from hwnas.search.config import SearchConfig
-from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column
-from hwnas.search.family.sweep import LoadedRun, family, load_run, member_test_accuracy
+from hwnas.search.family.pick import latency_column
+from hwnas.search.family.sweep import LoadedRun
 from hwnas.search.supernet.loop import run_search
 
 FRACTIONS = (0.2, 0.5, 0.8)  # budgets across the range both families share on device B
@@ -33,21 +33,18 @@ PICK_REPEATS = 5
 def searched(run: str | None, table: Path, backend: str, epochs: int, out: Path,
              name: str) -> LoadedRun:
     if run is not None:
-        return load_run(Path(run))
+        return hwnas.load_run(run)
     config = SearchConfig(str(table), backend=backend, epochs=epochs, out=str(out), name=name)
     started = time.perf_counter()
-    result = run_search(config, read_table(table))
+    result = run_search(config, hwnas.read_table(table))
     print(f"search {name}: {time.perf_counter() - started:.0f} s")
-    return load_run(result.run_dir)
+    return hwnas.load_run(result.run_dir)
 
 
-def pick_on(run: LoadedRun, table: LatencyTable, backend: str, budget_ms: float,
-            name: str) -> dict[str, float]:
-    members, _ = family(run, table=table)
-    column = latency_column(backend)
-    row = best_within(members, [Budget(name, backend, budget_ms, column)])
-    return {"val": float(row["accuracy"]), "ms": float(row[column]),
-            "test": member_test_accuracy(run, genotype_of(row))}
+def pick_on(run: LoadedRun, table: Path, backend: str, budget_ms: float) -> dict[str, float]:
+    chosen = hwnas.pick(run.path, budget_ms, table=table, backend=backend)
+    return {"val": float(chosen.member["accuracy"]),  # type: ignore[arg-type]  # a float column
+            "ms": chosen.predicted_latency_ms, "test": chosen.test_accuracy}
 
 
 def cached_pick_s(run: LoadedRun, table_b: Path, backend_b: str,
@@ -76,11 +73,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-devices-bench"))
     args = parser.parse_args()
-    table_b = read_table(args.table_b)
+    table_b = hwnas.read_table(args.table_b)
     run_a = searched(args.run_a, args.table_a, args.backend_a, args.epochs, args.out, "a")
     run_b = searched(args.run_b, args.table_b, args.backend_b, args.epochs, args.out, "b")
     column = latency_column(args.backend_b)
-    on_b = {name: [float(member[column]) for member in family(run, table=table_b)[0]]  # type: ignore
+    on_b = {name: [float(member[column])  # type: ignore[arg-type]  # a float column
+                   for member in hwnas.load_family(run, table_b)]
             for name, run in (("A", run_a), ("B", run_b))}
     low = max(min(ms) for ms in on_b.values())
     high = min(max(ms) for ms in on_b.values())
@@ -93,8 +91,8 @@ def main() -> None:
     print("\n| budget on B (ms) | A's pick on B: val / test acc | predicted ms on B "
           "| B's pick: val / test acc | predicted ms on B |\n|---|---|---|---|---|")
     for budget in budgets:
-        a = pick_on(run_a, table_b, args.backend_b, budget, str(args.table_b))
-        b = pick_on(run_b, table_b, args.backend_b, budget, str(args.table_b))
+        a = pick_on(run_a, args.table_b, args.backend_b, budget)
+        b = pick_on(run_b, args.table_b, args.backend_b, budget)
         print(f"| {budget:.3f} | {a['val']:.3f} / {a['test']:.3f} | {a['ms']:.3f} "
               f"| {b['val']:.3f} / {b['test']:.3f} | {b['ms']:.3f} |")
     times = cached_pick_s(run_a, args.table_b, args.backend_b, budgets[1])

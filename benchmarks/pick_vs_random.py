@@ -28,16 +28,16 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau  # a scikit-learn dependency: tau-b, which handles ties
 
+import hwnas
 from hwnas.arch.genotypes import Genotype, mixture_genotypes
 from hwnas.arch.network import discrete_network
 from hwnas.latency.model.predict import latency_model
 from hwnas.search.data.dataset import Dataset, load_dataset
 from hwnas.search.family.derive import accuracy, inherit, member_network
 from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column
-from hwnas.search.family.sweep import LoadedRun, family, load_run
+from hwnas.search.family.sweep import LoadedRun
 from hwnas.search.retrain.fit import evaluate, fit
 from hwnas.search.retrain.recipe import Recipe
-from hwnas.search.supernet.run_folder import latest_run
 
 TOLERANCE = 0.05  # random architectures lie within ±5% of the pick's predicted latency
 DRAWS = 50_000  # random genotypes tried per budget before giving up on finding enough
@@ -48,9 +48,9 @@ FIELDS = ("budget_ms", "kind", "index", "seed", "genotype", "predicted_ms", "inh
 
 def main() -> None:
     args = _arguments()
-    run = load_run(Path(args.run) if args.run else latest_run("runs"))
+    run = hwnas.load_run(args.run or "runs")  # a run, or the runs root's latest
     backend = args.backend or run.config.backend
-    members, _ = family(run)
+    members = hwnas.load_family(run)
     column = latency_column(backend)
     latencies_ms = [float(member[column]) for member in members]  # type: ignore[arg-type]
     budgets = ([float(b) for b in args.budgets.split(",")] if args.budgets

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
+import hwnas
 from hwnas.arch.space import PRESETS, SearchSpace
-from hwnas.latency.model.table import LatencyTable, read_table, write_table
-
-TESTS = Path(__file__).resolve().parents[1] / "tests"
+from hwnas.latency.model.synthetic import synthetic_table
+from hwnas.latency.model.table import LatencyTable, write_table
 
 
 def benchmark_table(path: str | None,
                     space: SearchSpace = PRESETS["exp1"]) -> tuple[LatencyTable, Path]:
-    """The table at `path`, or tests/conftest.py's synthetic table of `space` (default exp1)
-    written to a temp file."""
+    """The table at `path`, or a synthetic table of `space` (default exp1) written to a temp
+    file."""
     if path is None:
-        sys.path.insert(0, str(TESTS))
-        from conftest import synthetic_table
-
         folder = Path(tempfile.mkdtemp(prefix="hwnas-bench-"))
         written = write_table(synthetic_table(space), folder / f"synthetic-{space.name}.parquet")
-        return read_table(written), written
-    return read_table(path), Path(path)
+        return hwnas.read_table(written), written
+    return hwnas.read_table(path), Path(path)

@@ -3,9 +3,9 @@ at uniform s and at s_dev, seconds per epoch, and the latency range the family s
 
     .venv/bin/python benchmarks/search_op_control.py [--table T] [--sampling hard] [--kappa K] ...
 
-Without --table it writes a synthetic exp1 table (tests/conftest.py) and uses that. The
-op-control claim holds when every op's 0.7-penalty vector gives fewer edges of that op than
-the uniform vector.
+Without --table it writes a synthetic exp1 table (`hwnas.latency.model.synthetic`) and
+uses that. The op-control claim holds when every op's 0.7-penalty vector gives fewer edges
+of that op than the uniform vector.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ to the
 space's input (28×28×1 for both), one thread by default; soft and hard steps alternate after
 two warm-up steps each, and the script prints the median seconds per step of each and their
 ratio. The latency table only feeds the penalty term (its values do not change the step's
-cost): a synthetic one (tests/conftest.py) unless --table names one for the default space.
+cost): a synthetic one (`hwnas.latency.model.synthetic`) unless --table names one for the
+default space.
 """
 
 from __future__ import annotations

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.arch import keys
-from hwnas.arch.space import SearchSpace, enumerate_entries, overhead_entries
+from hwnas.arch.space import SearchSpace
+
+# The synthetic table moved into the package (benchmarks use it too); tests import it from here.
+from hwnas.latency.model.synthetic import synthetic_latency_ms as synthetic_latency_ms
+from hwnas.latency.model.synthetic import synthetic_table
 from hwnas.latency.model.table import LatencyTable
 from hwnas.latency.runner.timing import TimingSettings
 
@@ -21,29 +24,6 @@ QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20
 BUNDLE_NETWORKS = 3  # calibration networks in the test bundle
 TINY_SPACE = SearchSpace("tiny", ("max_pool_3x3", "skip_connect", "conv_3x3"), channels=4,
                          input_size=8, nodes=2)
-
-
-def synthetic_latency_ms(key: keys.EntryKey) -> float:
-    """A deterministic, shape-dependent latency: grows with the work an entry does."""
-    work = key.c_in * key.h * key.w * key.n_inputs * key.batch
-    per_op = {"conv_3x3": 9.0, "conv_5x5": 25.0, "skip_connect": 0.5}.get(key.op, 1.0)
-    return 0.002 + 1e-6 * work * per_op
-
-
-def synthetic_table(space: SearchSpace, backends: tuple[str, ...] = ("torch", "onnxruntime"),
-                    latency=synthetic_latency_ms) -> LatencyTable:
-    """A table for `space` with `latency(key)` on every entry, as if profiled."""
-    records = []
-    entries = [*enumerate_entries(space), *overhead_entries(space)]
-    for backend in backends:
-        for key in entries:
-            value = latency(key)
-            records.append({"backend": backend, "device": "cpu", **key.to_row(),
-                            "h_out": key.h_out, "w_out": key.w_out, "latency_ms": value,
-                            "median_ms": value, "iqr_ms": 0.0, "n": 10, "rounds": 3,
-                            "stable": True})
-    meta = {"space": space.to_dict(), "device": "cpu", "device_name": "synthetic"}
-    return LatencyTable(records, meta)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from hwnas.cli import pick, profile, search, table, train, validate
+from hwnas.cli import pick, predict, profile, search, table, train, validate
 from hwnas.cli.errors import user_errors
 
 app = typer.Typer(help="Hardware-aware neural architecture search: measure your device, search "
@@ -19,6 +19,7 @@ app.command("profile")(user_errors(profile.profile))
 app.command("validate")(user_errors(validate.validate))
 app.command("search")(user_errors(search.search))
 app.command("pick")(user_errors(pick.pick))
+app.command("predict")(user_errors(predict.predict))
 app.command("train")(user_errors(train.train))
 table_app.command("show")(user_errors(table.show))
 table_app.command("import")(user_errors(table.import_results))
