@@ -23,8 +23,9 @@ from collections.abc import Hashable
 from hwnas.arch.genotypes import calibration_genotypes
 from hwnas.arch.space import enumerate_entries, load_space
 from hwnas.latency.measure.backends import make_backend
+from hwnas.latency.measure.fresh_networks import NetworkTask, host_processes
 from hwnas.latency.measure.networks import prepare_network
-from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, measure_fresh
+from hwnas.latency.runner.forkserver import measure_fresh
 from hwnas.latency.runner.timing import TimingSettings, measure_interleaved
 
 
@@ -64,7 +65,7 @@ def main() -> None:
 
 
 def fresh_ms(tasks: dict[Hashable, NetworkTask], settings: TimingSettings) -> list[float]:
-    with FreshProcesses() as fresh:
+    with host_processes() as fresh:
         return [m.latency_ms for m in measure_fresh(fresh, tasks, settings).values()]
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+import venv
 from pathlib import Path
 
 import pytest
@@ -46,42 +49,55 @@ def heavy_imports(args: list[str]) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def runner_without_torch(bundle: Path, out: Path, *args: str,
-                         shadow: Path) -> dict[str, object]:
-    """subprocess arguments for `python BUNDLE/run.py` in a process where torch and pandas
-    raise ImportError and the project itself is not on the path: only the bundle's own files
-    can be used."""
+# What a target needs besides the standard library: all that `target_python` can import.
+TARGET_PACKAGES = ("numpy", "numpy.libs", "onnxruntime")
+
+
+def runner_on_target(bundle: Path, out: Path, *args: str, python: Path) -> dict[str, object]:
+    """subprocess arguments for `python -I BUNDLE/run.py` under `target_python`, from an empty
+    folder: only the standard library, numpy, onnxruntime and the bundle's own files can be
+    used (the project, torch and pandas are not on its path)."""
+    cwd = out.parent / "cwd"
+    cwd.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(shadow)
-    return {"args": [sys.executable, str(bundle / "run.py"), "--out", str(out), *args],
-            "env": env, "cwd": shadow, "text": True}
+    return {"args": [str(python), "-I", str(bundle / "run.py"), "--out", str(out), *args],
+            "env": env, "cwd": cwd, "text": True}
 
 
-def run_without_torch(bundle: Path, out: Path, *args: str,
-                      shadow: Path) -> subprocess.CompletedProcess[str]:
-    """The bundle's runner run to the end (`runner_without_torch`)."""
-    return subprocess.run(**runner_without_torch(bundle, out, *args, shadow=shadow),
+def run_on_target(bundle: Path, out: Path, *args: str,
+                  python: Path) -> subprocess.CompletedProcess[str]:
+    """The bundle's runner run to the end (`runner_on_target`)."""
+    return subprocess.run(**runner_on_target(bundle, out, *args, python=python),
                           capture_output=True, timeout=120)  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="session")
-def shadow(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A path entry whose torch and pandas raise ImportError."""
-    folder = tmp_path_factory.mktemp("shadow")
-    for module in ("torch", "pandas"):
-        (folder / f"{module}.py").write_text(f"raise ImportError('no {module} on the target')\n")
-    return folder
+def target_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of a venv without pip whose site-packages holds only links to this
+    venv's copies of `TARGET_PACKAGES`: a target with nothing but numpy and onnxruntime."""
+    folder = tmp_path_factory.mktemp("target") / "venv"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(folder),
+                                                    "platbase": str(folder)}))
+    here = Path(sysconfig.get_path("purelib"))
+    for name in TARGET_PACKAGES:
+        if (here / name).exists():
+            (site / name).symlink_to(here / name)
+    return folder / "bin" / "python"
 
 
 @pytest.fixture(scope="session")
-def measured(tmp_path_factory: pytest.TempPathFactory, shadow: Path) -> tuple[Path, Path]:
-    """A tiny bundle and the results its runner wrote in a process without torch."""
+def measured(tmp_path_factory: pytest.TempPathFactory, target_python: Path) -> tuple[Path, Path]:
+    """A tiny bundle, and the results its runner wrote from a copy of it in another folder
+    under `target_python`."""
     from hwnas.latency.targets.bundle import write_bundle
 
     folder = tmp_path_factory.mktemp("bundle")
     bundle = folder / "tiny"
     write_bundle(TINY_SPACE, bundle, calibration_networks=BUNDLE_NETWORKS, timing=QUICK)
+    copy = tmp_path_factory.mktemp("elsewhere") / "tiny"
+    shutil.copytree(bundle, copy)
     results = folder / "results.json"
-    done = run_without_torch(bundle, results, shadow=shadow)
+    done = run_on_target(copy, results, python=target_python)
     assert done.returncode == 0, done.stderr
     return bundle, results

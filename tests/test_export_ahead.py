@@ -18,8 +18,9 @@ from hwnas.arch.genotypes import random_genotype
 from hwnas.arch.space import enumerate_entries
 from hwnas.latency.measure.backends import make_backend
 from hwnas.latency.measure.export_ahead import ExportAhead, spare_core
+from hwnas.latency.measure.fresh_networks import NetworkTask, host_processes
 from hwnas.latency.runner import phases
-from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, measure_fresh
+from hwnas.latency.runner.forkserver import measure_fresh
 from hwnas.latency.runner.timing import TimingSettings
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,
@@ -53,7 +54,7 @@ def test_models_made_ahead_are_measured_without_exporting_again() -> None:
     timed.start(QUICK, time.perf_counter)
     assert all(ms > 0 for ms in timed.block(QUICK, time.perf_counter))
     task = NetworkTask("onnxruntime", "cpu", 1, TINY_SPACE, network, models[network])
-    with FreshProcesses() as fresh:
+    with host_processes() as fresh:
         measured = measure_fresh(fresh, {0: task}, QUICK)
     assert measured[0].latency_ms > 0
     assert not [name for name in phases.take() if "onnx export" in name]

@@ -21,9 +21,9 @@ from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.measure import profile as profile_module
 from hwnas.latency.measure.backends import BackendUnavailable
+from hwnas.latency.measure.fresh_networks import launches
 from hwnas.latency.measure.profile import ProfileConfig, profile, progress_path
 from hwnas.latency.model.table import read_table
-from hwnas.latency.runner.forkserver import launches
 from hwnas.latency.runner.timing import TimingSettings
 
 QUICK = TimingSettings(warmup_s=0.002, block_s=0.0005, min_calls=3, max_calls=20,

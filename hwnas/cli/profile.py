@@ -43,7 +43,7 @@ def profile(
 ) -> None:
     """Measure every candidate op at every shape of the space, through PyTorch and ONNX Runtime."""
     from hwnas.errors import UserError
-    from hwnas.latency.runner.forkserver import FreshProcesses
+    from hwnas.latency.measure.fresh_networks import host_processes
 
     if bundle is not None:
         if backend or resume:
@@ -53,7 +53,7 @@ def profile(
         return
     # The whole networks' server starts first, so that its imports (torch, onnxruntime)
     # overlap this process's own instead of following them: about 3 s of a 2-core profile.
-    with FreshProcesses() as fresh:
+    with host_processes() as fresh:
         from hwnas.latency.measure.backends import BACKENDS, parse_device
         from hwnas.latency.measure.profile import ProfileConfig
         from hwnas.latency.measure.profile import profile as run_profile

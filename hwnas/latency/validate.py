@@ -1,13 +1,13 @@
 """`hwnas validate`: predicted against measured end-to-end latency on held-out networks.
 
 Each network is measured twice, in two separate interleaved passes, each time in new
-processes as a deployed model runs (hwnas.latency.runner.forkserver: the median over
-`launches(backend)`
-processes); the measured figure is the lower of the two. How far the two passes disagree is
-the repeatability floor, reported beside the prediction error so a reader can tell model
-error from noise. A few of the calibration networks are measured alongside and compared with
-the figures the profile stored: that drift is how far the machine itself has moved since the
-profile (a busier host, another clock speed), which no model of the table can predict.
+processes as a deployed model runs (hwnas.latency.measure.fresh_networks: the median over
+`launches(backend)` processes); the measured figure is the lower of the two. How far the two
+passes disagree is the repeatability floor, reported beside the prediction error so a reader
+can tell model error from noise. A few of the calibration networks are measured alongside and
+compared with the figures the profile stored: that drift is how far the machine itself has
+moved since the profile (a busier host, another clock speed), which no model of the table can
+predict.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from hwnas.arch.genotypes import Genotype, validation_genotypes
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.measure.backends import device_name, parse_device
+from hwnas.latency.measure.fresh_networks import deployed_latency_ms, host_processes, launches
 from hwnas.latency.model.predict import latency_model
 from hwnas.latency.model.table import LatencyTable, atomic_write
-from hwnas.latency.runner.forkserver import FreshProcesses, deployed_latency_ms, launches
 
 REFERENCES = 4  # calibration networks re-measured alongside, to see the machine's drift
 NOISY_PCT = 5.0  # repeatability or drift above this: warn that the machine, not the model, moved
@@ -170,7 +170,7 @@ def validate(table: LatencyTable, backend: str, n: int = 30, seed: int = 1,
     references, stored_ms = reference_networks(table, backend)
     measured = genotypes + references
     passes = []
-    with FreshProcesses() as fresh:
+    with host_processes() as fresh:
         for repeat in (1, 2):
             hooks.start(f"pass {repeat}/2, each network in new processes",
                         len(measured) * launches(backend) * table.timing.min_rounds)
@@ -226,7 +226,7 @@ def measure_now(table: LatencyTable, backend: str,
     """`genotypes` measured as deployed (new processes, the table's statistic) interleaved with
     the backend's reference networks, and the drift those show since the profile."""
     references, stored_ms = reference_networks(table, backend)
-    with FreshProcesses() as fresh:
+    with host_processes() as fresh:
         measured = deployed_latency_ms(fresh, backend, table.device, table.threads,
                                        table.space, [*genotypes, *references], table.timing)
     return measured[:len(genotypes)], drift_pct(measured[len(genotypes):], stored_ms)

@@ -28,6 +28,7 @@ from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.measure.backends import Backend, BackendUnavailable, device_name, make_backend
 from hwnas.latency.measure.export_ahead import ExportAhead, spare_core
+from hwnas.latency.measure.fresh_networks import NetworkTask, host_processes, launches
 from hwnas.latency.model import ort_graph
 from hwnas.latency.model.predict import fit_calibration, uncalibrated_model
 from hwnas.latency.model.table import (
@@ -39,7 +40,7 @@ from hwnas.latency.model.table import (
     write_table,
 )
 from hwnas.latency.runner import phases
-from hwnas.latency.runner.forkserver import FreshProcesses, NetworkTask, launches, measure_fresh
+from hwnas.latency.runner.forkserver import FreshProcesses, measure_fresh
 from hwnas.latency.runner.phases import phase
 from hwnas.latency.runner.progress_log import read_log
 from hwnas.latency.runner.timing import Measurement, Timed, TimingSettings
@@ -144,7 +145,7 @@ def profile(config: ProfileConfig, out: Path, resume: bool = False,
         # The onnxruntime models are exported on the spare core while torch is measured.
         ahead = _export_ahead(config, list(backends), entries, genotypes, kept)
         try:
-            with nullcontext(fresh) if fresh is not None else FreshProcesses() as fresh:
+            with nullcontext(fresh) if fresh is not None else host_processes() as fresh:
                 for name, backend in backends.items():
                     exported: dict[EntryKey | Genotype, bytes] = {}
                     if ahead is not None and name == ONNXRUNTIME:
@@ -228,7 +229,8 @@ def table_from_results(results: dict[Hashable, Measurement], config: ProfileConf
     """The table of measured blocks keyed (backend, EntryKey | CalibrationNetwork), calibrated
     on the networks: what `hwnas profile` writes, and what `hwnas table import` writes from a
     target's results. `nchwc_block`: the measuring machine's ONNX Runtime NCHWc block, which
-    lets its calibration price the optimised graph's nodes (unknown for an imported target)."""
+    lets its calibration price the optimised graph's nodes (an imported target's runner records
+    it; None for results of a runner that did not)."""
     table = LatencyTable(_rows(results, config), meta)
     return _calibrated(table, genotypes, results, nchwc_block) if genotypes else table
 

@@ -13,7 +13,7 @@ network the genotype describes (the rules of ONNX Runtime's `nchwc_transformer.c
 graph a real session writes out.
 
 `block` is the NCHWc channel block of the machine's ONNX Runtime: 16 with AVX-512, 8 with
-AVX2, 1 (no NCHWc layout at all) elsewhere; `nchwc_block()` asks ONNX Runtime once.
+AVX2, 1 (no NCHWc layout at all) elsewhere; `nchwc_block()` asks ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from hwnas.arch.registry import EDGE_OP_REGISTRY, EdgeOp, OpFamily, edge_op
 from hwnas.arch.space import CellPlan, SearchSpace, cell_edges, cell_plans
+from hwnas.latency.runner.nchwc import PROBE_CHANNELS
+from hwnas.latency.runner.nchwc import nchwc_block as asked_block
 
 if TYPE_CHECKING:
     from hwnas.arch.genotypes import Genotype
@@ -320,9 +322,6 @@ def _open_conv(arg: _Blocked) -> bool:
             and not arg.producer.activation)
 
 
-PROBE_CHANNELS = (4, 8, 16, 32, 64)  # NCHWc block sizes ONNX Runtime's kernels use
-
-
 def optimised_ops(model: bytes) -> list[tuple[str, str]]:
     """(op type, first input) of every node of the graph ONNX Runtime makes of an ONNX model
     (CPU, every optimisation, as hwnas sessions run): what the replay is checked against."""
@@ -348,9 +347,14 @@ def session_counts(model: bytes) -> tuple[int, int]:
 
 
 def nchwc_block() -> int:
-    """This machine's NCHWc block, asked of ONNX Runtime once: the smallest input channel
-    count whose convolution it reorders into the blocked layout (a convolution with fewer
-    channels reads the plain layout directly); 1 when it makes no blocked nodes at all."""
+    """This machine's NCHWc block, asked of ONNX Runtime (`hwnas.latency.runner.nchwc`, the
+    very code a bundle runner asks a target's with)."""
+    return asked_block(probe_model())
+
+
+def probe_model() -> bytes:
+    """The ONNX model `runner.nchwc` probes with: a 1×1 convolution per channel count of
+    `PROBE_CHANNELS`, from input `x{c}` (1×c×8×8) to 16 channels."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -362,9 +366,4 @@ def nchwc_block() -> int:
         nodes.append(helper.make_node("Conv", [f"x{c}", f"w{c}"], [f"y{c}"]))
     graph = helper.make_graph(nodes, "probe", inputs, outputs, weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    ops = optimised_ops(model.SerializeToString())
-    if not any(op == "ReorderOutput" for op, _ in ops):
-        return 1
-    reordered = {source for op, source in ops if op == "ReorderInput"}
-    return min((c for c in PROBE_CHANNELS if f"x{c}" in reordered),
-               default=2 * PROBE_CHANNELS[-1])
+    return model.SerializeToString()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +20,7 @@ import pyarrow.parquet as pq
 from hwnas.arch.keys import KEY_COLUMNS, EntryKey, KeyRow
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
+from hwnas.latency.runner.files import atomic_write
 from hwnas.latency.runner.timing import TimingSettings
 
 if TYPE_CHECKING:
@@ -237,18 +236,6 @@ def write_table(table: LatencyTable, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
     return path
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Run `write(temporary_path)` beside `path`, then rename over it; no half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_table(path: Path | str) -> LatencyTable:

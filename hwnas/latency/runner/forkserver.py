@@ -13,10 +13,11 @@ builds one network, and then times blocks on request. The parent still interleav
 blocks of all networks in shuffled rounds (`timing.measure_interleaved`): timing each network
 in one contiguous burst instead let a noisy second on this shared machine inflate a whole
 measurement (the same network ranged 3.2–4.1 ms over ten children). Only one child runs at a
-time, so they never compete for the cores. The server is our own (`python -m
-hwnas.latency.runner.forkserver`)
-rather than multiprocessing's forkserver, which re-runs the caller's main script in every
-child; it relays requests to the children over pipes.
+time, so they never compete for the cores. The server is our own (`python -m <this
+package>.forkserver MODULE...`) rather than multiprocessing's forkserver, which re-runs the
+caller's main script in every child; it relays requests to the children over pipes. What a
+child builds is the caller's: the host's torch and ONNX Runtime networks
+(`hwnas/latency/measure/fresh_networks.py`) or the bundle runner's sessions.
 """
 
 from __future__ import annotations
@@ -26,37 +27,20 @@ import importlib
 import os
 import pickle
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 from . import phases
 from .errors import UserError
 from .phases import phase
 from .timing import Blocked, Clock, Measurement, TimingSettings, measure_interleaved
 
-if TYPE_CHECKING:
-    from hwnas.arch.genotypes import Genotype
-    from hwnas.arch.space import SearchSpace
-
 # Networks alive at once: a child holds ~11 MB (torch) to ~31 MB (onnxruntime) of its own.
 GROUP = 96
-
-
-def launches(backend: str) -> int:
-    """Processes each whole network is measured in; its latency is the median over them.
-
-    Eager PyTorch runs the same network 4–24% apart in different processes even when they are
-    measured interleaved in the same seconds (eight launches each of three exp1 networks on
-    this 2-core CPU; 4–8% with address randomisation off, so memory layout is most of it):
-    a deployed model's latency is a spread over launches, and one launch is a noisy sample
-    of it. ONNX Runtime's launches agree within ~1%, so one suffices.
-    """
-    return 3 if backend == "torch" else 1
 
 
 class ProcessTask(Protocol):
@@ -65,28 +49,6 @@ class ProcessTask(Protocol):
     def build(self) -> Blocked:
         """Build the network in the child; what comes back is warmed up and timed there."""
         ...
-
-
-@dataclass(frozen=True)
-class NetworkTask:
-    """One whole network of the space to build in a child: everything it needs, picklable."""
-
-    backend: str
-    device: str
-    threads: int
-    space: SearchSpace
-    genotype: Genotype
-    onnx: bytes | None = None  # onnxruntime: the network exported ahead (export_ahead.py)
-
-    def build(self) -> Blocked:
-        from hwnas.latency.measure.backends import make_backend
-        from hwnas.latency.measure.networks import network_inputs, prepare_network
-
-        backend = make_backend(self.backend, self.device, self.threads)
-        if self.onnx is not None:
-            _, inputs = network_inputs(self.space, self.genotype)
-            return backend.prepare_onnx(self.onnx, inputs)  # type: ignore[attr-defined]
-        return prepare_network(backend, self.space, self.genotype)
 
 
 class FreshNetwork:
@@ -106,11 +68,12 @@ class FreshNetwork:
 class FreshProcesses:
     """The server forking one child per network; use as a context manager.
 
-    `preload`: modules the server imports once before forking (what the children's tasks
-    need); none given: the host's backends (torch, and onnxruntime when installed).
+    `preload`: what the server imports once before forking, so that no child pays for it:
+    modules, at least the one defining the tasks, each optionally `module:function` to call
+    that function (no arguments) after importing it.
     """
 
-    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, preload: tuple[str, ...]) -> None:
         self._preload = preload
 
     def __enter__(self) -> FreshProcesses:
@@ -118,8 +81,12 @@ class FreshProcesses:
         and the exporter on a 2-core CPU) while this process goes on with its own work, such
         as importing the same libraries; the first `open` waits until it is ready."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # the server sees this process's path; an isolated one (`python -I`) keeps it from
+        # the user's site-packages too (-I itself would ignore the PYTHONPATH it needs)
+        flags = ["-s"] if sys.flags.no_user_site else []
         self._server = subprocess.Popen(
-            [sys.executable, "-m", f"{__package__}.forkserver", *self._preload], env=env,
+            [sys.executable, *flags, "-m", f"{__package__}.forkserver", *self._preload],
+            env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._ready = False
         self._handles = 0
@@ -203,22 +170,7 @@ def measure_fresh(fresh: FreshProcesses, tasks: Mapping[Hashable, ProcessTask],
     return results
 
 
-def deployed_latency_ms(fresh: FreshProcesses, backend: str, device: str, threads: int,
-                        space: SearchSpace, genotypes: list[Genotype], settings: TimingSettings,
-                        seed: int = 0,
-                        on_block: Callable[[Hashable, list[float]], None] = lambda k, b: None,
-                        ) -> list[float]:
-    """Each genotype's latency as deployed: the median over `launches(backend)` processes."""
-    tasks: dict[Hashable, NetworkTask] = {
-        (index, launch): NetworkTask(backend, device, threads, space, genotype)
-        for index, genotype in enumerate(genotypes) for launch in range(launches(backend))}
-    measured = measure_fresh(fresh, tasks, settings, seed=seed, on_block=on_block)
-    return [statistics.median(measured[(index, launch)].latency_ms
-                              for launch in range(launches(backend)))
-            for index in range(len(genotypes))]
-
-
-# ---- the server and its children (run as `python -m hwnas.latency.runner.forkserver`) ----
+# ---- the server and its children (run as `python -m <this package>.forkserver`) ----
 
 @dataclass
 class _Child:
@@ -309,26 +261,17 @@ def _child_loop(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 
 def main() -> None:
-    """The server: import what children need once, keep stdout for replies only."""
+    """The server: import what children need once (the arguments, `module[:function]`),
+    keep stdout for replies only."""
     if not hasattr(os, "fork"):
         sys.exit("hwnas measures whole networks in forked processes, which this platform "
                  "lacks; use Linux or macOS")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
-    if sys.argv[1:]:
-        for module in sys.argv[1:]:
-            importlib.import_module(module)
-    else:
-        import hwnas.latency.measure.backends.torch_backend  # noqa: F401
-        import hwnas.latency.measure.networks  # noqa: F401
-
-        try:
-            import onnxruntime  # noqa: F401
-
-            from hwnas.latency.measure.backends.onnx_backend import load_exporter
-        except ImportError:
-            pass
-        else:
-            load_exporter()
+    for spec in sys.argv[1:]:
+        module, _, function = spec.partition(":")
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the reply stream
     # Children never collect (or copy on write) what the server imported: a full collection

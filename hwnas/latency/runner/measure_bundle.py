@@ -1,13 +1,13 @@
 """The bundle runner: measures a bundle's ONNX models on a target with only Python, numpy and
 onnxruntime (`python BUNDLE/run.py --out results.json`).
 
-This file and the modules it imports (`timing`, `fresh`, `ort_session`, `machine`,
-`progress_log`, `errors`) are copied byte for byte into every bundle's `lib/latency/` by
-`latency/bundle.py`, so the target runs the very code `hwnas profile` runs: the same
-interleaved rounds, statistic, session settings and fresh-process calibration networks.
-Nothing here may import torch, pandas or anything else outside the standard library, numpy
-and onnxruntime (a test runs it with torch made unimportable). The runner writes raw blocks;
-`hwnas table import` turns them into a table with the host's own code.
+This file's folder (`hwnas/latency/runner/`) is copied whole into every bundle's
+`lib/hwnas_runner/` by `hwnas/latency/targets/bundle.py`, so the target runs the very code
+`hwnas profile` runs: the same interleaved rounds, statistic, session settings, fresh-process
+calibration networks and NCHWc probe. Nothing in the folder may import anything outside the
+standard library, numpy, onnxruntime and the folder itself (`tests/test_bundle.py` checks the
+imports, and runs the runner in an interpreter that sees only numpy and onnxruntime). The
+runner writes raw blocks; `hwnas table import` turns them into a table with the host's code.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -26,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import write_json
 from .forkserver import FreshProcesses, measure_fresh
 from .machine import machine_record
+from .nchwc import nchwc_block
 from .progress_log import read_log
 from .timing import Blocked, Measurement, Timed, TimingSettings
 
@@ -60,7 +60,8 @@ def read_manifest(bundle: Path) -> dict:
 
 def check_models(bundle: Path, manifest: dict) -> None:
     """Every model the manifest names is there, unchanged (sha256)."""
-    for item in [*manifest["entries"], *manifest["networks"]]:
+    probe = [manifest["nchwc_probe"]] if "nchwc_probe" in manifest else []
+    for item in [*manifest["entries"], *manifest["networks"], *probe]:
         path = bundle / item["model"]
         if not path.is_file():
             raise UserError(f"bundle {bundle} lacks {item['model']} ({item['label']}): copy "
@@ -200,24 +201,20 @@ def measure(bundle: Path, out: Path, threads: int = 1, provider: str = "CPUExecu
                "space": manifest["space"]["name"],
                "space_fingerprint": manifest["space_fingerprint"],
                "machine": {**machine_record(), "onnxruntime": ort.__version__,
-                           "provider": provider, "threads": threads},
+                           "provider": provider, "threads": threads,
+                           **graph_record(bundle, manifest)},
                "timing": manifest["timing"], "wall_s": round(time.perf_counter() - started, 2),
                "blocks_ms": {str(key): m.blocks_ms for key, m in done.items()}}
-    _write_json(out, results)
+    write_json(out, results)
     log.unlink()
     return results
 
 
-def _write_json(path: Path, data: object) -> None:
-    """Write beside `path`, then rename over it: never a half-written results file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as sink:
-            json.dump(data, sink)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def graph_record(bundle: Path, manifest: dict) -> dict[str, int]:
+    """What the latency model's ONNX Runtime graph terms need of this machine: its NCHWc
+    block, asked of ONNX Runtime with the bundle's probe (none in a bundle made before it)."""
+    probe = manifest.get("nchwc_probe")
+    return {"nchwc_block": nchwc_block(str(bundle / probe["model"]))} if probe else {}
 
 
 def main(bundle: Path, argv: list[str] | None = None) -> None:

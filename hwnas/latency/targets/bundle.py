@@ -1,8 +1,9 @@
 """`hwnas profile --bundle DIR`: everything a target needs to measure a space without torch.
 
 The bundle holds one ONNX model per table entry (exported exactly as the onnxruntime backend
-exports it), the calibration networks `hwnas profile` would measure, a manifest naming each
-model's entry key, inputs and checksum with the timing settings, and the runner: `run.py`
+exports it), the calibration networks `hwnas profile` would measure, the probe that asks the
+target's ONNX Runtime its NCHWc block (for the latency model's graph terms), a manifest naming
+each model's entry key, inputs and checksum with the timing settings, and the runner: `run.py`
 plus `lib/hwnas_runner/`, a copy of the whole `hwnas/latency/runner/` folder (its modules
 import only the standard library, numpy, onnxruntime and each other, relatively, so they run
 under any package name). Plain files rather than a zipapp: the forked processes that time
@@ -25,8 +26,9 @@ from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency import runner
 from hwnas.latency.measure.backends.onnx_backend import entry_onnx, export_onnx
+from hwnas.latency.measure.fresh_networks import launches
 from hwnas.latency.measure.networks import network_inputs
-from hwnas.latency.runner.forkserver import launches
+from hwnas.latency.model.ort_graph import probe_model
 from hwnas.latency.runner.measure_bundle import BUNDLE_FORMAT, MANIFEST_FILE, NUMPY_DTYPES
 from hwnas.latency.runner.timing import TimingSettings
 
@@ -85,7 +87,8 @@ def write_bundle(space: SearchSpace, out: Path, seed: int = 0,
                              **_model(building, f"n{index:03d}",
                                       export_onnx(*network_inputs(space, genotype)))})
             hooks.advance(f"calibration network {index}")
-        manifest = _manifest(space, seed, timing or TimingSettings(), listed, networks)
+        probe = {"label": "NCHWc probe", **_model(building, "nchwc_probe", probe_model())}
+        manifest = _manifest(space, seed, timing or TimingSettings(), listed, networks, probe)
         (building / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
         (building / "run.py").write_text(RUN_PY)
         shutil.copytree(Path(runner.__file__).parent, building / "lib" / RUNNER_PACKAGE,
@@ -108,13 +111,14 @@ def _model(folder: Path, name: str, model: bytes) -> dict[str, str]:
 
 
 def _manifest(space: SearchSpace, seed: int, timing: TimingSettings, entries: list[dict],
-              networks: list[dict]) -> dict[str, object]:
+              networks: list[dict], probe: dict[str, str]) -> dict[str, object]:
     """The manifest; its id hashes everything measured and how, so results name their bundle."""
     from importlib import metadata
 
     body = {"hwnas_bundle": BUNDLE_FORMAT, "backend": BACKEND, "space": space.to_dict(),
             "space_fingerprint": space.fingerprint(), "timing": timing.to_dict(), "seed": seed,
-            "launches": launches(BACKEND), "entries": entries, "networks": networks}
+            "launches": launches(BACKEND), "entries": entries, "networks": networks,
+            "nchwc_probe": probe}
     bundle_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     return {**body, "bundle_id": bundle_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,10 +1,12 @@
 """`hwnas table import`: a target's runner results and its bundle → a normal latency table.
 
 The runner stores raw blocks; here they become `Measurement`s keyed as `hwnas profile` keys
-them, and `hwnas.latency.measure.profile.table_from_results` makes the table, so rows, statistic,
-calibration
-and metadata are computed by the very code a profile uses. Only the device fields differ: they
-describe the target, from the machine record the runner wrote.
+them, and `hwnas.latency.measure.profile.table_from_results` makes the table, so rows,
+statistic, calibration and metadata are computed by the very code a profile uses. Only the
+device fields differ: they describe the target, from the machine record the runner wrote.
+That record holds the target's ONNX Runtime NCHWc block (`runner/nchwc.py`), so the
+calibration prices ONNX Runtime's graph nodes as a profile's does; results of a runner older
+than that are calibrated without them.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def import_results(results_path: Path, bundle: Path, out: Path) -> LatencyTable:
             "runner_wall_s": results.get("wall_s")}
     genotypes = [Genotype.from_json(json.dumps(item["genotype"]))
                  for item in manifest["networks"]]
-    table = table_from_results(measured, config, genotypes, meta)
+    block = machine.get("nchwc_block")
+    table = table_from_results(measured, config, genotypes, meta,
+                               int(block) if block is not None else None)
     write_table(table, out)
     return table
