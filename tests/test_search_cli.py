@@ -1,7 +1,13 @@
-"""`hwnas search` through typer: a short digits search, and every refusal as a UserError."""
+"""`hwnas search` through typer: a short digits search, every refusal as a UserError, and the
+run's files found by `pick` and `train` from another working directory."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import typer
@@ -9,6 +15,7 @@ from conftest import TINY_SPACE, synthetic_table
 from typer.testing import CliRunner
 
 from hwnas.arch.space import PRESETS
+from hwnas.cli import app as hwnas_app
 from hwnas.cli.search import search
 from hwnas.errors import UserError
 from hwnas.latency.model.table import LatencyTable, write_table
@@ -17,6 +24,7 @@ app = typer.Typer()
 app.command()(search)  # hwnas/cli.py registers the same function as `hwnas search`
 
 QUICK = ["--epochs", "2", "--limit-train", "32", "--batch-size", "16"]
+V0 = Path(__file__).parent / "fixtures" / "v0"  # files the previous version wrote
 
 
 @pytest.fixture
@@ -117,6 +125,83 @@ def test_ctrl_c_says_how_to_resume(tmp_path, table_path, monkeypatch) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("hwnas.search.supernet.loop.run_search", interrupted)
-    result = _invoke("--table", table_path, "--out", tmp_path / "runs", "--name", "x")
+    result = CliRunner().invoke(hwnas_app, ["search", "--table", str(table_path), "--out",
+                                            str(tmp_path / "runs"), "--name", "x"])
     assert result.exit_code == 130
-    assert "--resume --name x" in result.output
+    assert "run the same command with --resume" in result.output
+
+
+def _npz(path: Path, images: np.ndarray) -> Path:
+    """`images` (N×8×8) with labels cycling through the tiny space's 10 classes."""
+    np.savez(path, x_train=images, y_train=np.arange(len(images)) % TINY_SPACE.classes)
+    return path
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])
+def test_non_finite_images_are_refused_before_anything_is_written(tmp_path, table_path,
+                                                                  bad: float) -> None:
+    images = np.random.default_rng(0).random((40, 8, 8))
+    images[3, 2, 2] = bad  # 1e39: finite in float64, infinite once read as float32
+    data = _npz(tmp_path / "bad.npz", images)
+    result = CliRunner().invoke(hwnas_app, ["search", "--table", str(table_path), "--dataset",
+                                            str(data), "--out", str(tmp_path / "runs"), *QUICK])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()[-1]  # after the header naming the run
+    assert message.startswith("error:") and result.output.count("error") == 1
+    assert "bad.npz: x_train has 1 image(s) with NaN or infinite" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def _cli(*args: object) -> str:
+    result = CliRunner().invoke(hwnas_app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_pick_and_train_find_the_runs_files_from_another_folder(tmp_path, tiny_table,
+                                                                monkeypatch) -> None:
+    """The issue's report: search with relative paths in one folder, then pick from a
+    subfolder and train from a third; a moved data set is named with the option that fixes
+    it."""
+    project, sub, elsewhere = tmp_path / "project", tmp_path / "project" / "sub", tmp_path / "e"
+    sub.mkdir(parents=True)
+    elsewhere.mkdir()
+    write_table(tiny_table, project / "t.parquet")
+    _npz(project / "fm.npz", np.random.default_rng(0).random((60, 8, 8)).astype(np.float32))
+    monkeypatch.chdir(project)
+    _cli("search", "--table", "t.parquet", "--dataset", "fm.npz", "--out", "runs", "--name",
+         "r", "--epochs", "1", "--batch-size", "16")
+    recorded = json.loads((project / "runs" / "r" / "config.json").read_text())
+    assert recorded["table"]["path"] == str(project / "t.parquet")
+    assert recorded["config"]["dataset"] == str(project / "fm.npz")
+    monkeypatch.chdir(sub)
+    _cli("pick", "--run", "../runs/r", "--max-latency-ms", "1000", "--export", "../exp")
+    exported = json.loads((project / "exp" / "genotype.json").read_text())
+    assert exported["table_path"] == str(project / "t.parquet")
+    monkeypatch.chdir(elsewhere)
+    _cli("train", "../project/exp", "--out", "m", "--epochs", "1")
+    assert json.loads((elsewhere / "m" / "record.json").read_text())["dataset"] == str(
+        project / "fm.npz")
+    (project / "fm.npz").rename(elsewhere / "moved.npz")
+    moved = CliRunner().invoke(hwnas_app, ["train", "../project/exp", "--out", "m2"])
+    assert moved.exit_code == 2
+    assert str(project / "fm.npz") in moved.output and "--dataset" in moved.output
+    assert not (elsewhere / "m2").exists()
+    _cli("train", "../project/exp", "--out", "m2", "--epochs", "1", "--dataset", "moved.npz")
+
+
+def test_a_run_of_the_previous_version_is_read_from_another_folder(tmp_path,
+                                                                   monkeypatch) -> None:
+    """tests/fixtures/v0 recorded its table relative to the folder it searched in: pick (which
+    reads the checkpoint to export) and train still find everything from elsewhere, and an old
+    train folder resumes."""
+    copy = tmp_path / "v0"
+    shutil.copytree(V0, copy, ignore=shutil.ignore_patterns("bundle"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _cli("pick", "--run", copy / "runs" / "tiny", "--max-latency-ms", "1000", "--export", "exp")
+    assert json.loads((elsewhere / "exp" / "genotype.json").read_text())["table_path"] == str(
+        copy / "tiny.parquet")
+    _cli("train", copy / "exports" / "model", "--out", copy / "exports" / "model", "--resume",
+         "--epochs", "1")

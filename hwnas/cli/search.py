@@ -3,30 +3,13 @@ progress."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hwnas.cli.console import console, progress_hooks
-from hwnas.search.config import DATASETS, SearchConfig, dataset_label
-
-
-class Backend(StrEnum):
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-
-
-class Device(StrEnum):
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Sampling(StrEnum):
-    soft = "soft"
-    hard = "hard"
-
+from hwnas.search.config import Backend, Device, Sampling, SearchConfig, dataset_label
 
 _D = SearchConfig(table_path="")  # the library's defaults: one source for --help and runs
 _BACKEND, _DEVICE = Backend(_D.backend), Device(_D.device)
@@ -76,7 +59,7 @@ def search(
     from hwnas.search.supernet.loop import EpochMetrics, run_search
 
     config = SearchConfig(
-        table_path=str(table), backend=backend.value, dataset=_data_path(dataset),
+        table_path=str(table), backend=backend.value, dataset=dataset,
         data_dir=str(data_dir), download=download, limit_train=limit_train, epochs=epochs,
         batch_size=batch_size, kappa=kappa, beta=beta, sigma=sigma,
         latency_weight=latency_weight, sampling=sampling.value, seed=seed,
@@ -94,13 +77,8 @@ def search(
                       f"t {m.temperature:.2f}  latency at s_dev {m.expected_ms_dev:.3f} ms  "
                       f"[{m.train_s:.1f} s]")
 
-    try:
-        with progress_hooks() as hooks:
-            result = run_search(config, lut, progress=show, hooks=hooks)
-    except KeyboardInterrupt:
-        console.print(f"interrupted: the last finished epoch is saved; continue with the same "
-                      f"options and --resume --name {config.name}")
-        raise typer.Exit(130) from None
+    with progress_hooks() as hooks:  # Ctrl-C: hwnas.cli.errors says how to --resume
+        result = run_search(config, lut, progress=show, hooks=hooks)
     last = result.metrics[-1]
     summary = Table(title=f"run {result.run_dir}")
     for column in ("epochs", "val acc (uniform s)", "val acc (s_dev)", "arch(s_dev) ms"):
@@ -109,9 +87,3 @@ def search(
                     f"{last.arch_ms_dev:.3f}")
     console.print(summary)
 
-
-def _data_path(dataset: str) -> str:
-    """A built-in name as it is; a folder or file as an absolute path, so `pick` finds it
-    from anywhere."""
-    return dataset if dataset in DATASETS or not Path(dataset).exists() else str(
-        Path(dataset).resolve())

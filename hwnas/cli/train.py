@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hwnas.cli.console import console
-from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, Recipe
+from hwnas.search.config import Device
+from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, Augment, Init, Recipe
 
 if TYPE_CHECKING:
     from hwnas.search.retrain.fit import EpochRow
-
-
-class Init(StrEnum):
-    scratch = "scratch"
-    inherited = "inherited"
-
-
-class Augment(StrEnum):
-    auto = "auto"
-    none = "none"
-    crop_flip = "crop-flip"
-    shift = "shift"
-
-
-class Device(StrEnum):
-    cpu = "cpu"
-    cuda = "cuda"
-
 
 _R = Recipe()  # the library's defaults: one source for --help and runs
 _AUGMENT = Augment(_R.augment)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from hwnas.errors import UserError
@@ -16,16 +17,34 @@ DATASETS = ("digits", "fashion-mnist", "cifar10")  # built in; a folder or .npz 
 # How search/data.py cuts train / validation / test; bumped when the cut changes, recorded in
 # every run and in the family cache, so figures of runs cut another way are never mixed.
 SPLITS_VERSION = 2  # 1: train/validation only (before the test split)
-BACKENDS = ("torch", "onnxruntime")
-DEVICES = ("cpu", "cuda")
-SAMPLINGS = ("soft", "hard")
+
+
+# The choices of the string settings: the CLI's options take these enums as they are.
+class Backend(StrEnum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+class Device(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Sampling(StrEnum):
+    soft = "soft"
+    hard = "hard"
+
+
+BACKENDS = tuple(b.value for b in Backend)
+DEVICES = tuple(d.value for d in Device)
+SAMPLINGS = tuple(s.value for s in Sampling)
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that decides a search run's result, plus where it is written."""
 
-    table_path: str  # the latency table the cost is built from (recorded for provenance)
+    table_path: str  # the latency table the cost is built from (recorded resolved)
     # Which of the table's backends prices the operations. ONNX Runtime by default: a pick is
     # exported to ONNX and deployed on it, and eager PyTorch's per-call overhead would put a
     # slow host's whole family above a few-ms budget (docs/pick.md, "Which backend").
@@ -57,6 +76,13 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    def resolved(self) -> SearchConfig:
+        """The same settings with the table, a data set path and the data folder made
+        absolute, as a run records them: `pick` and `train` then find them from anywhere."""
+        return dataclasses.replace(self, table_path=str(Path(self.table_path).resolve()),
+                                   dataset=resolve_dataset(self.dataset),
+                                   data_dir=str(Path(self.data_dir).resolve()))
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SearchConfig:
@@ -90,6 +116,13 @@ RESUMABLE_CHANGES = ("device", "resume", "data_dir", "download")
 
 # Fields added after runs were first written, with the value every older run used.
 LEGACY_VALUES: dict[str, object] = {"sampling": "soft"}
+
+
+def resolve_dataset(dataset: str) -> str:
+    """A built-in name as it is; an existing folder or file as an absolute path; anything else
+    as typed (reading it says what is wrong)."""
+    return dataset if dataset in DATASETS or not Path(dataset).exists() else str(
+        Path(dataset).resolve())
 
 
 def dataset_label(dataset: str) -> str:

@@ -61,8 +61,9 @@ def read_source(name: str, data_dir: str, download: bool, input_size: int,
     if path.is_dir():
         return read_image_folder(path, input_size, hooks or Hooks())
     if path.is_absolute() or path.suffix == ".npz":  # a path, as runs record one
-        raise UserError(f"data set {name} not found (no such folder or file): check the path; "
-                        f"a run reads its data from where it was searched on, so restore it there")
+        raise UserError(f"data set {name} not found (no such folder or file): check the path, "
+                        f"or restore it there (a search run reads the data set its config.json "
+                        f"records: write its new place as \"dataset\" there)")
     raise UserError(f"unknown data set {name!r}: use digits, fashion-mnist, cifar10, a folder "
                     f"of class folders (DIR/train/<class>/...) or a .npz file")
 
@@ -155,7 +156,13 @@ def _nchw(x: np.ndarray, what: str) -> torch.Tensor:
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise UserError(f"{what} holds {x.dtype} values: store images as uint8 or float")
     scale = 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) / scale
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) / scale
+    bad = int((~torch.isfinite(images)).flatten(1).any(dim=1).sum())
+    if bad:  # one NaN turns every loss, and so every weight, into NaN
+        raise UserError(f"{what} has {bad} image(s) with NaN or infinite pixel values (or "
+                        f"values too large for float32): replace or drop those images")
+    return images
 
 
 def _labels(y: np.ndarray, what: str) -> torch.Tensor:

@@ -82,8 +82,8 @@ def load_run(path: Path) -> LoadedRun:
     hypernet = Hypernetwork(reference_points(len(space.ops)), CELL_TYPES, space.edges_per_cell,
                             config.sigma)
     states = checkpoint["state"]
-    supernet.load_state_dict(states["supernet"])  # type: ignore[index]
-    hypernet.load_state_dict(states["hypernet"])  # type: ignore[index]
+    supernet.load_state_dict(states["supernet"])
+    hypernet.load_state_dict(states["hypernet"])
     return LoadedRun(path, config, record, table, supernet.eval(), hypernet.eval())
 
 

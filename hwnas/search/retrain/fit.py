@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +37,11 @@ class EpochRow:
 
 
 # Called after every finished epoch with its row and the state a resumed run starts from.
-OnEpoch = Callable[[EpochRow, dict[str, object]], None]
+OnEpoch = Callable[[EpochRow, dict[str, Any]], None]
 
 
 def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, epochs: int,
-        seed: int, resume_from: dict[str, object] | None = None,
+        seed: int, resume_from: dict[str, Any] | None = None,
         on_epoch: OnEpoch | None = None) -> list[EpochRow]:
     """Train `network` in place for `epochs` (continuing `resume_from`, a state `on_epoch`
     received); every random draw of an epoch comes from (seed, epoch), so a resumed run
@@ -48,9 +49,9 @@ def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, ep
     optimizer = recipe.make_optimizer(network)
     rows: list[EpochRow] = []
     if resume_from is not None:
-        network.load_state_dict(resume_from["network"])  # type: ignore[arg-type]
-        optimizer.load_state_dict(resume_from["optimizer"])  # type: ignore[arg-type]
-        rows = [EpochRow(**row) for row in resume_from["metrics"]]  # type: ignore[union-attr]
+        network.load_state_dict(resume_from["network"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        rows = [EpochRow(**row) for row in resume_from["metrics"]]
     steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
     total_steps = steps_per_epoch * epochs
     for epoch in range(len(rows), epochs):

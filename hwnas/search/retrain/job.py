@@ -1,36 +1,38 @@
 """`hwnas train`'s work: train a source architecture with the recipe into an output folder,
 checkpointing every epoch, then write the deployable model and its record.
 
-The folder holds, while training, `checkpoint.pt` and `metrics.csv` (both rewritten
-atomically after every finished epoch, so Ctrl-C keeps the last one and `--resume` continues
-it), and at the end `model.onnx`, `model.pt`, `genotype.json` (search/export.py) and
-`record.json` (`RECORD_FILE`; its fields are described in docs/accuracy.md).
+The folder holds, while training, `checkpoint.pt` and `metrics.csv` (written by
+`hwnas.search.run_files`, as a search run's are: atomically after every finished epoch, so
+Ctrl-C keeps the last one and `--resume` continues it), and at the end `model.onnx`,
+`model.pt`, `genotype.json` (search/family/export.py) and `record.json` (`RECORD_FILE`; its
+fields are described in docs/accuracy.md).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import torch
 
 from hwnas.arch.network import Network, discrete_network
 from hwnas.errors import UserError
 from hwnas.latency.model.table import atomic_write
+from hwnas.search import run_files
+from hwnas.search.config import DATASETS, resolve_dataset
 from hwnas.search.data.dataset import load_dataset
 from hwnas.search.family.export import export
 from hwnas.search.retrain.fit import EpochRow, evaluate, fit
-from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, Recipe
+from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, INITS, Recipe
 from hwnas.search.retrain.source import TrainSource
 from hwnas.search.supernet.loop import resolve_device
 
-CHECKPOINT_FILE, METRICS_FILE, RECORD_FILE = "checkpoint.pt", "metrics.csv", "record.json"
-INITS = ("scratch", "inherited")
+CHECKPOINT_FILE, METRICS_FILE = run_files.CHECKPOINT_FILE, run_files.METRICS_FILE
+RECORD_FILE = "record.json"
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ def train(source: TrainSource, job: TrainJob,
                         f"(model.pt): use --init scratch, or export the pick again with "
                         f"`hwnas pick --export`")
     device = resolve_device(job.device)
-    dataset = job.dataset or source.dataset
-    data = load_dataset(dataset, source.space, job.data_dir, job.download,
+    dataset = resolve_dataset(job.dataset) if job.dataset else _searched_dataset(source)
+    data = load_dataset(dataset, source.space, str(Path(job.data_dir).resolve()), job.download,
                         limit_train=job.limit_train).to(device)
     identity = _identity(source, job, dataset)
     resume_from = _resume_state(job, identity)
@@ -86,11 +88,8 @@ def train(source: TrainSource, job: TrainJob,
         started()
     augmentation = job.recipe.augmentation(source.space)
 
-    def save(row: EpochRow, state: dict[str, object]) -> None:
-        _write_checkpoint(job.out, {"identity": identity, "state": state})
-        rows = state["metrics"]
-        atomic_write(job.out / METRICS_FILE,
-                     lambda tmp: pd.DataFrame.from_records(rows).to_csv(tmp, index=False))
+    def save(row: EpochRow, state: dict[str, Any]) -> None:
+        run_files.save_epoch(job.out, {"identity": identity, "state": state}, state["metrics"])
         if progress is not None:
             progress(row)
 
@@ -115,6 +114,16 @@ def train(source: TrainSource, job: TrainJob,
     return TrainResult(record, metrics, files)
 
 
+def _searched_dataset(source: TrainSource) -> str:
+    """The data set the source was searched on, refused with the fix when it has moved."""
+    dataset = source.dataset
+    if dataset not in DATASETS and not Path(dataset).exists():
+        raise UserError(f"the data set {dataset} that {source.provenance['source']} was "
+                        f"searched on is not there any more: put it back, or pass --dataset "
+                        f"with its new place")
+    return dataset
+
+
 def _identity(source: TrainSource, job: TrainJob, dataset: str) -> dict[str, object]:
     """Everything that decides the trained weights: a resumed run must match it."""
     return {"genotype": json.loads(source.genotype.to_json()), "dataset": dataset,
@@ -124,24 +133,16 @@ def _identity(source: TrainSource, job: TrainJob, dataset: str) -> dict[str, obj
                        "augmentation": job.recipe.augmentation(source.space)}}
 
 
-def _resume_state(job: TrainJob, identity: dict[str, object]) -> dict[str, object] | None:
+def _resume_state(job: TrainJob, identity: dict[str, object]) -> dict[str, Any] | None:
     """The state to resume from (None for a fresh start), after checking the folder."""
-    checkpoint = job.out / CHECKPOINT_FILE
     if not job.resume:
-        if job.out.exists() and any(job.out.iterdir()):
-            raise UserError(f"{job.out} already exists and is not empty: pass --resume to "
-                            f"continue it, or choose another --out")
+        run_files.check_fresh(job.out, "--out")
         return None
-    if not checkpoint.is_file():
-        raise UserError(f"cannot resume: {checkpoint} not found; check --out, or drop --resume "
-                        f"to start afresh")
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    changed = [f"{k}={stored['identity'].get(k)!r} (not {v!r})" for k, v in identity.items()
-               if stored["identity"].get(k) != v]
-    if changed:
-        raise UserError(f"{job.out} was trained with {', '.join(changed)}: pass the same "
-                        f"options to --resume, or choose another --out")
-    return stored["state"]
+    run_files.check_resumable(job.out / CHECKPOINT_FILE, "--out")
+    stored = run_files.load_weights(job.out / CHECKPOINT_FILE)
+    run_files.check_same_settings(str(job.out), stored["identity"], identity, "--out")
+    state: dict[str, Any] = stored["state"]
+    return state
 
 
 def _network(source: TrainSource, job: TrainJob) -> Network:
@@ -150,13 +151,5 @@ def _network(source: TrainSource, job: TrainJob) -> Network:
     network = discrete_network(source.space, source.genotype)
     if job.init == "inherited":
         assert source.weights is not None
-        saved = torch.load(source.weights, map_location="cpu", weights_only=False)
-        network.load_state_dict(saved["state_dict"])
+        network.load_state_dict(run_files.load_weights(source.weights)["state_dict"])
     return network
-
-
-def _write_checkpoint(folder: Path, state: dict[str, object]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write(folder / CHECKPOINT_FILE, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
-

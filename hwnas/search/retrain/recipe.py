@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from hwnas.errors import UserError
@@ -19,8 +20,31 @@ if TYPE_CHECKING:  # torch only where a network is trained: `hwnas --help` stays
     from hwnas.arch.space import SearchSpace
 
 DEFAULT_EPOCHS = 5  # the README's quick run on 2 cores; a real run wants more (docs/accuracy.md)
-AUGMENTATIONS = ("auto", "none", "crop-flip", "shift")
-OPTIMIZERS = ("adamw", "sgd")
+
+
+# The choices of the string settings: the CLI's options take these enums as they are.
+class Init(StrEnum):
+    """Where the trained network's weights start."""
+
+    scratch = "scratch"  # fresh weights drawn from the seed
+    inherited = "inherited"  # the export's supernet weights
+
+
+class Augment(StrEnum):
+    auto = "auto"  # crop-flip for 32×32 colour input, none otherwise
+    none = "none"
+    crop_flip = "crop-flip"  # 4-pixel random crop and horizontal flip
+    shift = "shift"  # 2-pixel random crop, no flip
+
+
+class Optimizer(StrEnum):
+    adamw = "adamw"
+    sgd = "sgd"  # momentum 0.9, Nesterov
+
+
+INITS = tuple(i.value for i in Init)
+AUGMENTATIONS = tuple(a.value for a in Augment)
+OPTIMIZERS = tuple(o.value for o in Optimizer)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def from_genotype_file(path: Path, table_path: Path, backend: str | None,
         raise UserError(f"--backend {chosen}: the table has {', '.join(table.backends)}")
     predicted = latency_model(table, chosen, warn=False).predict_ms(genotype)
     provenance = {"source": str(path), "genotype": json.loads(genotype.to_json()),
-                  "table_path": str(table_path), "table_fingerprint": table.fingerprint,
+                  "table_path": str(table_path.resolve()), "table_fingerprint": table.fingerprint,
                   "device": table.device, "backend": chosen, "predicted_latency_ms": predicted}
     return TrainSource(genotype, table.space, dataset, chosen, predicted, provenance, None)
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +63,7 @@ class SearchState:
         return {name: getattr(self, name).state_dict()
                 for name in ("supernet", "hypernet", "optimizer_weights", "optimizer_hypernet")}
 
-    def load_state_dict(self, states: dict[str, object]) -> None:
+    def load_state_dict(self, states: dict[str, Any]) -> None:
         for name, state in states.items():
             getattr(self, name).load_state_dict(state)
 
@@ -81,8 +82,10 @@ Progress = Callable[[EpochMetrics], None]
 def run_search(config: SearchConfig, table: LatencyTable,
                progress: Progress | None = None, hooks: Hooks | None = None) -> SearchResult:
     """Train (or resume) the run `config` describes on `table`'s space and latencies;
-    `hooks` see the data being read (a big folder takes a while) and the epochs."""
+    `hooks` see the data being read (a big folder takes a while) and the epochs. The run
+    records its paths resolved, so `pick` finds them from any working directory."""
     hooks = hooks or Hooks()
+    config = config.resolved()
     device = resolve_device(config.device)
     space = table.space
     terms = latency_terms(table, config.backend).to(device)
@@ -94,8 +97,8 @@ def run_search(config: SearchConfig, table: LatencyTable,
     metrics: list[EpochMetrics] = []
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:  # the checkpoint, not metrics.csv, is the source of truth
-        state.load_state_dict(checkpoint["state"])  # type: ignore[arg-type]
-        metrics = [EpochMetrics(**row) for row in checkpoint["metrics"]]  # type: ignore[union-attr]
+        state.load_state_dict(checkpoint["state"])
+        metrics = [EpochMetrics(**row) for row in checkpoint["metrics"]]
     objective = Objective(terms, config.kappa, config.beta, config.latency_weight)
     hooks.start("epochs", config.epochs - len(metrics))
     for epoch in range(len(metrics), config.epochs):
@@ -197,6 +200,4 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
 def save(run: RunFolder, state: SearchState, metrics: list[EpochMetrics]) -> None:
     """Checkpoint (with the metrics), then metrics.csv and the LATEST pointer; each atomically."""
     rows = [asdict(row) for row in metrics]
-    run.save_checkpoint({"epoch": len(metrics), "state": state.state_dict(), "metrics": rows})
-    run.write_metrics(rows)
-    run.mark_latest()
+    run.save_epoch({"epoch": len(metrics), "state": state.state_dict(), "metrics": rows}, rows)

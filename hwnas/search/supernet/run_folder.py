@@ -1,24 +1,28 @@
-"""The run folder `<out>/<name>/`: configuration, per-epoch checkpoint and metrics, and the
+"""The run folder `<out>/<name>/`: configuration (with every path resolved), the per-epoch
+checkpoint and metrics (`hwnas.search.run_files`, shared with `hwnas train`), and the
 `<out>/LATEST` pointer that `hwnas pick` follows by default.
-
-Every file is written atomically (temporary file, then rename), so an interrupted run leaves
-the last full epoch's checkpoint and metrics usable.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hwnas.errors import UserError
 from hwnas.latency.model.table import LatencyTable, TableError, atomic_write, read_table
-from hwnas.search.config import LEGACY_VALUES, RESUMABLE_CHANGES, SPLITS_VERSION, SearchConfig
+from hwnas.search import run_files
+from hwnas.search.config import (
+    DATASETS,
+    LEGACY_VALUES,
+    RESUMABLE_CHANGES,
+    SPLITS_VERSION,
+    SearchConfig,
+)
 
 CONFIG_FILE = "config.json"  # {"config": SearchConfig fields, "table": provenance, "space": ...}
-CHECKPOINT_FILE = "checkpoint.pt"  # states after the last finished epoch
-METRICS_FILE = "metrics.csv"  # one row per finished epoch
+CHECKPOINT_FILE = run_files.CHECKPOINT_FILE
 LATEST_FILE = "LATEST"  # in the runs root: the name of the run last checkpointed
 
 
@@ -26,34 +30,14 @@ LATEST_FILE = "LATEST"  # in the runs root: the name of the run last checkpointe
 class RunFolder:
     path: Path
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / CHECKPOINT_FILE
+    def save_epoch(self, checkpoint: dict[str, object], rows: list[dict[str, object]]) -> None:
+        """The checkpoint, the metrics CSV, then the LATEST pointer; each atomically."""
+        run_files.save_epoch(self.path, checkpoint, rows)
+        self.mark_latest()
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS_FILE
-
-    def save_checkpoint(self, state: dict[str, object]) -> None:
-        import torch  # here, not at the top: `hwnas pick` on a cached family needs no torch
-
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write(self.checkpoint_path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
-
-    def load_checkpoint(self) -> dict[str, object] | None:
+    def load_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint, or None before the first epoch has finished."""
-        if not self.checkpoint_path.is_file():
-            return None
-        import torch
-
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-
-    def write_metrics(self, rows: list[dict[str, object]]) -> None:
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(rows)
-        atomic_write(self.metrics_path, lambda tmp: frame.to_csv(tmp, index=False))
+        return run_files.load_checkpoint(self.path)
 
     def mark_latest(self) -> None:
         """Point `<out>/LATEST` at this run."""
@@ -74,21 +58,17 @@ def open_run(config: SearchConfig, table: LatencyTable) -> RunFolder:
     run = RunFolder(Path(config.out) / config.name)
     config_path = run.path / CONFIG_FILE
     if not config.resume:
-        if run.path.exists():
-            raise UserError(f"run folder {run.path} already exists: pass --resume to continue "
-                            f"it, or choose another --name")
-        run.path.mkdir(parents=True)
+        run_files.check_fresh(run.path, "--name")
+        run.path.mkdir(parents=True, exist_ok=True)
         text = json.dumps(run_record(config, table), indent=2)
         atomic_write(config_path, lambda tmp: Path(tmp).write_text(text))
         return run
-    if not config_path.is_file():
-        raise UserError(f"cannot resume: {config_path} not found; check --out and --name, "
-                        f"or drop --resume to start a new run")
+    run_files.check_resumable(config_path, "--out and --name")
     _check_same_run(json.loads(config_path.read_text()), run_record(config, table), run.path)
     return run
 
 
-def _check_same_run(stored: dict, given: dict, path: Path) -> None:
+def _check_same_run(stored: dict[str, Any], given: dict[str, Any], path: Path) -> None:
     if stored["table"]["fingerprint"] != given["table"]["fingerprint"]:
         raise UserError(f"run {path} was trained on table {stored['table']['path']} "
                         f"(fingerprint {stored['table']['fingerprint']}), not on "
@@ -97,14 +77,9 @@ def _check_same_run(stored: dict, given: dict, path: Path) -> None:
     if stored.get("splits", 1) != given["splits"]:
         raise UserError(f"run {path} was trained before the data's test split existed, on images "
                         f"that are now validation: start a new run with another --name")
-    ignored = {*RESUMABLE_CHANGES, "table_path"}
-    recorded = {**LEGACY_VALUES, **stored["config"]}
-    changed = [f"{field}={recorded.get(field)!r} (not {value!r})"
-               for field, value in given["config"].items()
-               if field not in ignored and recorded.get(field) != value]
-    if changed:
-        raise UserError(f"run {path} was started with {', '.join(changed)}: pass the same "
-                        f"options to --resume, or start a new run with another --name")
+    run_files.check_same_settings(f"run {path}", {**LEGACY_VALUES, **stored["config"]},
+                                  given["config"], "--name",
+                                  ignored=(*RESUMABLE_CHANGES, "table_path"))
 
 
 def latest_run(out: str | Path) -> Path:
@@ -135,15 +110,51 @@ def read_run_record(path: Path) -> tuple[dict[str, object], LatencyTable]:
                             f"{', '.join(runs)}")
         raise UserError(f"{path} is not a search run (no {CONFIG_FILE}): pass --run with a "
                         f"folder `hwnas search` wrote")
-    record = json.loads(config_path.read_text())
+    record = _with_resolved_paths(json.loads(config_path.read_text()), path)
     table_info = record["table"]
+    table_path = Path(table_info["path"])
+    if not table_path.is_file():
+        raise UserError(f"the run's table {table_path} was not found: put it back there, or "
+                        f"write its new place as \"path\" under \"table\" in {config_path}")
     try:
-        table = read_table(table_info["path"])
+        table = read_table(table_path)
     except TableError as exc:
-        raise UserError(f"the run's table is unusable ({exc}); restore {table_info['path']} or "
+        raise UserError(f"the run's table is unusable ({exc}); restore {table_path} or "
                         f"search again") from None
     if table.fingerprint != table_info["fingerprint"]:
-        raise UserError(f"the table {table_info['path']} changed since run {path} was trained "
+        raise UserError(f"the table {table_path} changed since run {path} was trained "
                         f"(fingerprint {table.fingerprint}, run has {table_info['fingerprint']}):"
                         f" restore it, or run `hwnas search` again on the new table")
     return record, table
+
+
+def _with_resolved_paths(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """`record` with its table, data set and data folder as absolute paths. Runs record them
+    resolved; older ones recorded them as typed, relative to the folder `hwnas search` ran in:
+    such a path is read from the working directory when it is there (as before), else from the
+    folder the run's --out places it in."""
+    config = dict(record["config"])
+    search_dir = _search_dir(run_dir, str(config.get("out", "")))
+    table_path = _resolved(str(record["table"]["path"]), search_dir)
+    config["table_path"] = table_path
+    config["data_dir"] = _resolved(str(config.get("data_dir", "data")), search_dir)
+    if config.get("dataset") not in DATASETS:
+        config["dataset"] = _resolved(str(config["dataset"]), search_dir)
+    return {**record, "config": config, "table": {**record["table"], "path": table_path}}
+
+
+def _search_dir(run_dir: Path, out: str) -> Path | None:
+    """The folder `hwnas search` ran in, from the run folder `<out>/<name>` and a relative
+    --out; None when --out does not say (absolute, or climbing out with `..`)."""
+    parts = Path(out).parts
+    if Path(out).is_absolute() or ".." in parts:
+        return None
+    parents = run_dir.resolve().parents
+    return parents[len(parts)] if len(parts) < len(parents) else None
+
+
+def _resolved(recorded: str, search_dir: Path | None) -> str:
+    path = Path(recorded)
+    if path.is_absolute() or path.exists() or search_dir is None:
+        return str(path.resolve())
+    return str(search_dir / path)
