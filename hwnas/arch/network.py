@@ -7,8 +7,8 @@ latency prediction, so what is measured, trained and exported is one piece of co
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol, cast
 
 import torch
 from torch import nn
@@ -72,7 +72,7 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor, normal_weights: EdgeWeights | None = None,
                 reduce_weights: EdgeWeights | None = None) -> torch.Tensor:
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        for cell in cast("Iterable[Cell]", self.cells):  # ModuleList yields plain Modules
             weights = reduce_weights if cell.plan.reduction else normal_weights
             s0, s1 = s1, cell(s0, s1, weights)
         return self.head(s1)

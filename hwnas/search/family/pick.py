@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
@@ -146,11 +146,13 @@ def genotype_of(row: Mapping[str, object]) -> Genotype:
     return Genotype.from_json(str(row["genotype"]))
 
 
-def row_op_counts(row: Mapping[str, object], space: SearchSpace) -> dict[str, int]:
+# A member's columns vary with the space and the tables (count_<op>, predicted_ms_<backend>),
+# so their values are typed Any: each is converted where it is read.
+def row_op_counts(row: Mapping[str, Any], space: SearchSpace) -> dict[str, int]:
     return {op: int(row[f"count_{op}"]) for op in space.ops}
 
 
-def summary(row: Mapping[str, object], space: SearchSpace, backend: str) -> dict[str, object]:
+def summary(row: Mapping[str, Any], space: SearchSpace, backend: str) -> dict[str, object]:
     """What `pick --json` prints (`accuracy` is the validation accuracy, as it always was;
     `val_accuracy` says so by name; the CLI adds `test_accuracy`)."""
     return {"genotype": json.loads(str(row["genotype"])),

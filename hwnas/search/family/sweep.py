@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -76,7 +77,8 @@ def load_run(path: Path) -> LoadedRun:
     if checkpoint is None:
         raise UserError(f"run {path} has not finished an epoch yet: continue it with "
                         f"`hwnas search --resume`")
-    config = SearchConfig.from_dict(record["config"])
+    # config.json's "config" is SearchConfig.to_dict() (run_folder.run_record)
+    config = SearchConfig.from_dict(cast("dict[str, object]", record["config"]))
     space = table.space
     supernet = build_supernet(space)
     hypernet = Hypernetwork(reference_points(len(space.ops)), CELL_TYPES, space.edges_per_cell,
