@@ -13,6 +13,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hwnas.arch import keys
 from hwnas.arch.keys import EntryKey
@@ -65,11 +66,11 @@ class SearchSpace:
                              f"known fields: {', '.join(sorted(known))}")
         if "name" not in data or "ops" not in data:
             raise SpaceError("a space needs at least 'name' and 'ops'")
-        values = dict(data)
+        values: dict[str, Any] = dict(data)  # checked by __post_init__
         for field in ("ops", "reduction_cells"):
             if field in values:
-                values[field] = tuple(values[field])  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+                values[field] = tuple(values[field])
+        return cls(**values)
 
 
 def _check(space: SearchSpace) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from hwnas.errors import UserError
 
@@ -87,7 +88,8 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SearchConfig:
         """A run's recorded settings; fields older runs lack take the value those runs used."""
-        return cls(**{**LEGACY_VALUES, **data})  # type: ignore[arg-type]
+        values: dict[str, Any] = {**LEGACY_VALUES, **data}  # a recorded SearchConfig.to_dict()
+        return cls(**values)
 
 
 def _check(config: SearchConfig) -> None:

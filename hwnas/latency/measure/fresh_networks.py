@@ -68,8 +68,11 @@ class NetworkTask:
         backend = make_backend(self.backend, self.device, self.threads)
         if self.onnx is not None:
             _, inputs = network_inputs(self.space, self.genotype)
+            from hwnas.latency.measure.backends.onnx_backend import OnnxRuntimeBackend
+
             # only the onnxruntime backend takes a model exported ahead
-            return backend.prepare_onnx(self.onnx, inputs)  # type: ignore[attr-defined]
+            assert isinstance(backend, OnnxRuntimeBackend), self.backend
+            return backend.prepare_onnx(self.onnx, inputs)
         return prepare_network(backend, self.space, self.genotype)
 
 

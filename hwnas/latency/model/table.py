@@ -65,7 +65,9 @@ class MissingEntryError(KeyError):
         return str(self.args[0])
 
 
-Record = dict[str, object]  # a record of named columns (a family member: see search/family)
+# A record of named columns (a family member: see search/family). Its columns vary with the
+# space and the tables (count_<op>, predicted_ms_<backend>), so values are typed Any.
+Record = dict[str, Any]
 
 
 class TableRow(KeyRow):

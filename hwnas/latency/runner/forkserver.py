@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 from . import phases
 from .errors import UserError
@@ -62,7 +62,8 @@ class FreshNetwork:
         self._server.request("warm_up", self._handle, settings)
 
     def block(self, settings: TimingSettings, clock: Clock) -> list[float]:
-        return self._server.request("block", self._handle, settings)  # type: ignore[return-value]
+        # the child answers "block" with the block's times in seconds
+        return cast("list[float]", self._server.request("block", self._handle, settings))
 
 
 class FreshProcesses:
@@ -100,7 +101,8 @@ class FreshProcesses:
             self._ready = True
         self._handles += 1
         with phase("launch"):  # fork, and build in the child (its own tally comes back)
-            phases.add(self.request("open", self._handles, task))  # type: ignore[arg-type]
+            # the child answers "open" with its own phase tally
+            phases.add(cast("dict[str, float]", self.request("open", self._handles, task)))
         return FreshNetwork(self, self._handles)
 
     def close_all(self) -> None:
@@ -134,7 +136,8 @@ class FreshProcesses:
         used, it is stopped at once instead (its children then see their pipes close)."""
         if exc_type is None and self._ready:
             try:
-                self._server.stdin.close()  # type: ignore[union-attr]
+                assert self._server.stdin  # opened with stdin=PIPE
+                self._server.stdin.close()
                 self._server.wait(timeout=10)
                 return
             except (BrokenPipeError, subprocess.TimeoutExpired):
@@ -250,10 +253,12 @@ def _child_loop(requests: IO[bytes], replies: IO[bytes]) -> None:
                 phases.take()  # the tally starts with this network's build
                 timed = payload.build()
                 reply: tuple[str, object] = ("ok", phases.take())
+            elif timed is None:
+                reply = ("error", f"{command} before build")
             elif command == "warm_up":
-                reply = ("ok", timed.start(payload, time.perf_counter))  # type: ignore[union-attr]
+                reply = ("ok", timed.start(payload, time.perf_counter))
             else:
-                reply = ("ok", timed.block(payload, time.perf_counter))  # type: ignore[union-attr]
+                reply = ("ok", timed.block(payload, time.perf_counter))
         except Exception as exc:  # reported to the parent, which raises it as one line
             reply = ("error", f"{type(exc).__name__}: {exc}")
         pickle.dump(reply, replies)

@@ -17,9 +17,10 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -238,6 +239,7 @@ def main(bundle: Path, argv: list[str] | None = None) -> None:
         sys.stderr.write("\ninterrupted: what was measured is kept; run the same command with "
                          "--resume to continue\n")
         sys.exit(130)
-    print(f"wrote {args.out}: {len(results['blocks_ms'])} measurements in "  # type: ignore
+    measured = cast("Sized", results["blocks_ms"])  # one entry per measured model
+    print(f"wrote {args.out}: {len(measured)} measurements in "
           f"{results['wall_s']} s; import it on the host with `hwnas table import "
           f"{args.out} --bundle {bundle} --out tables/TARGET.parquet`")

@@ -209,11 +209,11 @@ def _check_modes(request: PickRequest) -> None:
 def _devices(request: PickRequest, record: Record, run_table: LatencyTable, run_dir: Path,
              hooks: Hooks) -> list[Device]:
     """The tables pricing the family, the first the one a single budget speaks of."""
-    config: dict[str, object] = record["config"]  # type: ignore[assignment]  # JSON object
+    config: dict[str, object] = record["config"]
     if request.budgets:
         return [_device(name, request.backend, config, run_table, run_dir, ms, hooks, index)
                 for index, (name, ms) in enumerate(request.budgets)]
-    table_info: dict[str, object] = record["table"]  # type: ignore[assignment]  # JSON object
+    table_info: dict[str, object] = record["table"]
     name = str(request.table if request.table is not None else table_info["path"])
     return [_device(name, request.backend, config, run_table, run_dir,
                     request.max_latency_ms, hooks)]
@@ -355,7 +355,7 @@ def _provenance(chosen: Pick, record: Record) -> dict[str, object]:
     """What an export carries so a result can be traced and reproduced."""
     from importlib import metadata
 
-    config: dict[str, object] = record["config"]  # type: ignore[assignment]  # JSON object
+    config: dict[str, object] = record["config"]
     result = chosen.to_dict()
     main = chosen.devices[0]
     return {**{k: result[k] for k in ("genotype", "s", "backend", "predicted_latency_ms",
@@ -369,4 +369,4 @@ def _provenance(chosen: Pick, record: Record) -> dict[str, object]:
 
 
 def _ms(row: Record, column: str) -> float:
-    return float(row[column])  # type: ignore[arg-type]  # a latency column holds floats
+    return float(row[column])

@@ -39,7 +39,7 @@ class Budget:
 
 
 def _fits(member: Record, budget: Budget) -> bool:
-    return member[budget.column] <= budget.budget_ms  # type: ignore[operator]
+    return member[budget.column] <= budget.budget_ms
 
 
 def best_within(members: list[Record], budgets: list[Budget]) -> Record:
@@ -49,14 +49,14 @@ def best_within(members: list[Record], budgets: list[Budget]) -> Record:
     fitting = [m for m in members if all(_fits(m, budget) for budget in budgets)]
     if not fitting:
         raise UserError(_binding(members, budgets))
-    return min(fitting, key=lambda m: (-m["accuracy"], m[budgets[0].column]))  # type: ignore
+    return min(fitting, key=lambda m: (-m["accuracy"], m[budgets[0].column]))
 
 
 def _binding(members: list[Record], budgets: list[Budget]) -> str:
     """The message when no member fits: the budget fewest members fit binds."""
     counts = [sum(_fits(m, budget) for m in members) for budget in budgets]
     budget = budgets[counts.index(min(counts))]
-    fastest = min(members, key=lambda m: m[budget.column])  # type: ignore[arg-type,return-value]
+    fastest = min(members, key=lambda m: m[budget.column])
     if len(budgets) == 1:
         return (f"no member of the family is predicted under {budget.budget_ms:g} ms on "
                 f"{budget.backend}: the fastest takes {fastest[budget.column]:.3f} ms (accuracy "
@@ -85,8 +85,8 @@ def parse_budget(text: str) -> tuple[str, float]:
 def rescaled(members: list[Record], columns: list[str], factor: float) -> list[Record]:
     """The members with the predictions in `columns` scaled by `factor`: the machine's drift
     since the profile, measured by `pick --recalibrate`."""
-    return [{**member, **{column: member[column] * factor  # type: ignore[operator]
-                          for column in columns}} for member in members]
+    return [{**member, **{column: member[column] * factor for column in columns}}
+            for member in members]
 
 
 def parse_penalty(text: str, space: SearchSpace) -> tuple[torch.Tensor, str | None]:
@@ -146,8 +146,6 @@ def genotype_of(row: Mapping[str, object]) -> Genotype:
     return Genotype.from_json(str(row["genotype"]))
 
 
-# A member's columns vary with the space and the tables (count_<op>, predicted_ms_<backend>),
-# so their values are typed Any: each is converted where it is read.
 def row_op_counts(row: Mapping[str, Any], space: SearchSpace) -> dict[str, int]:
     return {op: int(row[f"count_{op}"]) for op in space.ops}
 
