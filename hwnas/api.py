@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hwnas.arch.genotypes import Genotype
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from hwnas.search.family.sweep import LoadedRun
     from hwnas.search.retrain.job import TrainResult
     from hwnas.search.retrain.recipe import Recipe
-
-SEARCH_BACKEND = "onnxruntime"  # `hwnas search`'s default backend: a prediction's default too
 
 
 def read_table(path: str | Path) -> LatencyTable:
@@ -50,11 +48,12 @@ def predict_latency(genotype: Genotype | Mapping[str, object] | str | Path,
     calibration for the backend."""
     from hwnas.hooks import Hooks
     from hwnas.latency.model.predict import latency_model
+    from hwnas.search.config import SearchConfig
     from hwnas.search.family.choose import table_backend
 
     name = str(table) if isinstance(table, str | Path) else "the table"
     table = read_table(table) if isinstance(table, str | Path) else table
-    chosen = table_backend(table, name, backend, SEARCH_BACKEND, Hooks(warn=warn))
+    chosen = table_backend(table, name, backend, SearchConfig.backend, Hooks(warn=warn))
     parsed = as_genotype(genotype)
     parsed.check(table.space)
     model = latency_model(table, chosen, warn=False)
@@ -67,30 +66,9 @@ def as_genotype(genotype: Genotype | Mapping[str, object] | str | Path) -> Genot
     holding one under "genotype", as `pick --json` and an export's genotype.json do), or the
     path of a JSON file holding either. A missing or unreadable file, or one holding no
     genotype, raises UserError in one line."""
-    from hwnas.arch.genotypes import Genotype
-    from hwnas.errors import UserError
+    from hwnas.arch.genotypes import read_genotype
 
-    if isinstance(genotype, Genotype):
-        return genotype
-    where = "the genotype"
-    if isinstance(genotype, str | Path):
-        where = str(genotype)
-        try:
-            genotype = json.loads(Path(genotype).read_text())
-        except FileNotFoundError:
-            raise UserError(f"genotype file {where} not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"genotype file {where} is not readable JSON ({exc})") from None
-    if isinstance(genotype, Mapping) and isinstance(genotype.get("genotype"), Mapping):
-        genotype = genotype["genotype"]  # type: ignore[assignment]  # checked just above
-    lists = [genotype.get(cell) if isinstance(genotype, Mapping) else None
-             for cell in ("normal", "reduce")]
-    if not all(isinstance(ops, list) for ops in lists):
-        raise UserError(f"{where} holds no genotype: give {{\"normal\": [...], \"reduce\": "
-                        f"[...]}} op lists, or a genotype.json `hwnas pick --export` wrote")
-    # each is a list (checked above), which the checker cannot narrow through all()
-    normal, reduce = (tuple(map(str, cast("list[object]", ops))) for ops in lists)
-    return Genotype(normal, reduce)
+    return read_genotype(genotype)
 
 
 def load_run(run: str | Path) -> LoadedRun:

@@ -9,9 +9,10 @@ a table's calibration networks are re-drawn, not stored, so never change what a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -133,3 +134,31 @@ def validation_genotypes(space: SearchSpace, count: int, seed: int,
             if genotype not in exclude and genotype not in found and len(found) < count:
                 found.append(genotype)
     return found
+
+
+def read_genotype(genotype: Genotype | Mapping[str, object] | str | Path,
+                  where: str = "the genotype") -> Genotype:
+    """A Genotype from the object itself, a mapping with "normal" and "reduce" op lists (or
+    holding one under "genotype", as `pick --json` and an export's genotype.json do), or the
+    path of a JSON file holding either; anything else raises UserError in one line, naming
+    `where` the genotype came from (a file is named by its path)."""
+    if isinstance(genotype, Genotype):
+        return genotype
+    if isinstance(genotype, str | Path):
+        where = str(genotype)
+        try:
+            genotype = json.loads(Path(genotype).read_text())
+        except FileNotFoundError:
+            raise UserError(f"genotype file {where} not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"genotype file {where} is not readable JSON ({exc})") from None
+    if isinstance(genotype, Mapping) and isinstance(genotype.get("genotype"), Mapping):
+        genotype = genotype["genotype"]  # type: ignore[assignment]  # checked just above
+    lists = [genotype.get(cell) if isinstance(genotype, Mapping) else None
+             for cell in ("normal", "reduce")]
+    if not all(isinstance(ops, list) for ops in lists):
+        raise UserError(f"{where} holds no genotype: give {{\"normal\": [...], \"reduce\": "
+                        f"[...]}} op lists, or a genotype.json `hwnas pick --export` wrote")
+    # each is a list (checked above), which the checker cannot narrow through all()
+    normal, reduce = (tuple(map(str, cast("list[object]", ops))) for ops in lists)
+    return Genotype(normal, reduce)

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwnas.arch.genotypes import Genotype
+from hwnas.arch.genotypes import Genotype, read_genotype
 from hwnas.arch.space import SearchSpace, SpaceError
 from hwnas.errors import UserError
 from hwnas.search.family.export import GENOTYPE_FILE, WEIGHTS_FILE
@@ -47,7 +47,7 @@ def from_export(folder: Path) -> TrainSource:
                         f"--export` folder: {fix}")
     try:
         space = SearchSpace.from_dict(record["space"])
-        genotype = _genotype(record["genotype"], path)
+        genotype = read_genotype(record["genotype"], where=str(path))
     except SpaceError as exc:
         raise UserError(f"{path} holds an unusable space ({exc}): {fix}") from None
     genotype.check(space)
@@ -66,13 +66,7 @@ def from_genotype_file(path: Path, table_path: Path, backend: str | None,
     from hwnas.latency.model.predict import latency_model
     from hwnas.latency.model.table import TableError, read_table
 
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"--genotype {path} is unreadable ({exc}): pass a JSON file with "
-                        f"\"normal\" and \"reduce\" op lists") from None
-    genotype = _genotype(record.get("genotype", record) if isinstance(record, dict) else None,
-                         path)
+    genotype = read_genotype(path)
     try:
         table = read_table(table_path)
     except TableError as exc:
@@ -88,10 +82,3 @@ def from_genotype_file(path: Path, table_path: Path, backend: str | None,
                   "device": table.device, "backend": chosen, "predicted_latency_ms": predicted}
     return TrainSource(genotype, table.space, dataset, chosen, predicted, provenance, None)
 
-
-def _genotype(data: object, path: Path) -> Genotype:
-    if not (isinstance(data, dict) and isinstance(data.get("normal"), list)
-            and isinstance(data.get("reduce"), list)):
-        raise UserError(f"{path} holds no genotype (\"normal\" and \"reduce\" op lists): pass "
-                        f"a genotype.json `hwnas pick --export` wrote")
-    return Genotype(tuple(map(str, data["normal"])), tuple(map(str, data["reduce"])))
