@@ -26,7 +26,8 @@ from hwnas.hooks import Hooks
 from hwnas.latency.measure.backends import device_name, parse_device
 from hwnas.latency.measure.fresh_networks import deployed_latency_ms, host_processes, launches
 from hwnas.latency.model.predict import latency_model
-from hwnas.latency.model.table import LatencyTable, atomic_write
+from hwnas.latency.model.table import LatencyTable
+from hwnas.latency.runner.files import atomic_write
 
 REFERENCES = 4  # calibration networks re-measured alongside, to see the machine's drift
 NOISY_PCT = 5.0  # repeatability or drift above this: warn that the machine, not the model, moved

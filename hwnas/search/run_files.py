@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import UserError
-from hwnas.latency.model.table import atomic_write
+from hwnas.latency.runner.files import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"  # states after the last finished epoch
 METRICS_FILE = "metrics.csv"  # one row per finished epoch

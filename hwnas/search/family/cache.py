@@ -18,7 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hwnas.latency.model.table import Record, atomic_write, read_parquet
+from hwnas.latency.model.table import Record, read_parquet
+from hwnas.latency.runner.files import atomic_write
 from hwnas.search.config import SPLITS_VERSION
 from hwnas.search.supernet.run_folder import CHECKPOINT_FILE
 

@@ -15,7 +15,7 @@ import torch
 from hwnas.arch.space import SearchSpace
 from hwnas.errors import UserError
 from hwnas.latency.measure.backends.onnx_backend import export_onnx
-from hwnas.latency.model.table import atomic_write
+from hwnas.latency.runner.files import atomic_write
 
 ONNX_FILE, WEIGHTS_FILE, GENOTYPE_FILE = "model.onnx", "model.pt", "genotype.json"
 TOLERANCE = 1e-4  # largest |ONNX Runtime − PyTorch| logit difference accepted

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from hwnas.arch.space import SearchSpace
-from hwnas.latency.model.table import Record, atomic_write
+from hwnas.latency.model.table import Record
+from hwnas.latency.runner.files import atomic_write
 from hwnas.search.family.pick import genotype_of
 
 

@@ -21,7 +21,7 @@ import torch
 
 from hwnas.arch.network import Network, discrete_network
 from hwnas.errors import UserError
-from hwnas.latency.model.table import atomic_write
+from hwnas.latency.runner.files import atomic_write
 from hwnas.search import run_files
 from hwnas.search.config import DATASETS, resolve_dataset
 from hwnas.search.data.dataset import load_dataset

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import UserError
-from hwnas.latency.model.table import LatencyTable, TableError, atomic_write, read_table
+from hwnas.latency.model.table import LatencyTable, TableError, read_table
+from hwnas.latency.runner.files import atomic_write
 from hwnas.search import run_files
 from hwnas.search.config import (
     DATASETS,
