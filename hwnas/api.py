@@ -96,10 +96,14 @@ def pick(run: str | Path, max_latency_ms: float | None = None,
          budgets: Mapping[str | Path, float] | None = None, *, table: str | Path | None = None,
          backend: str | None = None, penalty: str | None = None, export: str | Path | None = None,
          verify: bool = False, recalibrate: bool = False, plot: str | Path | None = None,
+         rerank: int | None = None, rerank_epochs: int | None = None,
          hooks: Hooks | None = None) -> Pick:
     """The most accurate member of the run's family predicted within `max_latency_ms` (on
     `table`'s device, default the run's), or within every budget of `budgets` (table path →
-    ms, one per device), or the member at `penalty`; what `hwnas pick` does, as one call."""
+    ms, one per device), or the member at `penalty`; what `hwnas pick` does, as one call.
+    `rerank` K > 0 fine-tunes the K best members under the budget for `rerank_epochs` each and
+    chooses by validation accuracy after it (`Pick.rerank`; the export keeps inherited
+    weights); None: the provisional defaults of `hwnas.search.family.choose`."""
     from hwnas.search.family.choose import PickRequest
     from hwnas.search.family.choose import pick as choose
 
@@ -107,7 +111,8 @@ def pick(run: str | Path, max_latency_ms: float | None = None,
         run=Path(run), max_latency_ms=max_latency_ms,
         budgets=tuple((str(name), ms) for name, ms in (budgets or {}).items()),
         penalty=penalty, table=_path(table), backend=backend, export=_path(export),
-        verify=verify, recalibrate=recalibrate, plot=_path(plot))
+        verify=verify, recalibrate=recalibrate, plot=_path(plot), rerank=rerank,
+        rerank_epochs=rerank_epochs)
     return choose(request, hooks)
 
 

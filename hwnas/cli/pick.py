@@ -41,9 +41,22 @@ def pick(
         help="Re-measure the table's reference networks now (a few seconds) and scale every "
              "prediction by their drift since the profile before choosing.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Draw the trade-off plot (PNG).")] = None,
+    rerank: Annotated[int | None, typer.Option(
+        "--rerank", metavar="K",
+        help="Fine-tune the K members under the budget with the highest inherited validation "
+             "accuracy for --rerank-epochs each (`hwnas train`'s recipe, from their inherited "
+             "weights) and choose the one most accurate on validation afterwards; results are "
+             "cached in the run folder. The fine-tuned weights only choose: --export writes "
+             "the chosen member with its inherited weights. Default 0 (off), provisional.",
+        show_default=False)] = None,
+    rerank_epochs: Annotated[int | None, typer.Option(
+        "--rerank-epochs", metavar="E",
+        help="Fine-tuning epochs of each --rerank finalist. Default 2.",
+        show_default=False)] = None,
 ) -> None:
     """Pick the most accurate member predicted within --max-latency-ms (or within every
-    --budget, or the member at --penalty), and optionally export, verify and plot it."""
+    --budget, or the member at --penalty), optionally re-ranking the best finalists by a short
+    fine-tune (--rerank), and optionally export, verify and plot it."""
     from hwnas.search.family.choose import PickRequest
     from hwnas.search.family.choose import pick as choose
     from hwnas.search.family.pick import parse_budget
@@ -51,7 +64,8 @@ def pick(
     request = PickRequest(run=run, runs=runs, max_latency_ms=max_latency_ms,
                           budgets=tuple(map(parse_budget, budget or [])), penalty=penalty,
                           table=table, backend=backend, export=export, verify=verify,
-                          recalibrate=recalibrate, plot=plot)
+                          recalibrate=recalibrate, plot=plot, rerank=rerank,
+                          rerank_epochs=rerank_epochs)
     with progress_hooks() as hooks:
         chosen = choose(request, hooks, note)
     if json_output:
@@ -59,7 +73,10 @@ def pick(
         return
     console.print(f"family of {len(chosen.members)} architectures "
                   f"({'from cache' if chosen.cached else 'swept'} in {chosen.family_s:.1f} s)")
-    _print(chosen.to_dict())
+    result = chosen.to_dict()
+    _print(result)
+    if "finalists" in result:
+        _print_finalists(result)
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -86,7 +103,13 @@ def _print(result: dict[str, Any]) -> None:
         if drift is not None:
             listing.add_row("machine drift", f"{drift:+.1f}% (the profile's calibration "
                             f"networks now against then; large: the machine moved)")
-    listing.add_row("validation accuracy", f"{result['accuracy']:.4f} (chosen on)")
+    if "finetuned_val_accuracy" in result:
+        listing.add_row("validation accuracy", f"{result['accuracy']:.4f} (inherited weights: "
+                        f"ranked the finalists; the export's)")
+        listing.add_row("fine-tuned validation", f"{result['finetuned_val_accuracy']:.4f} "
+                        f"(after {_epochs(result['rerank']['epochs'])}: chosen on)")
+    else:
+        listing.add_row("validation accuracy", f"{result['accuracy']:.4f} (chosen on)")
     listing.add_row("test accuracy", f"{result['test_accuracy']:.4f} (held out: expect this)")
     listing.add_row("parameters", f"{result['params']:,}")
     listing.add_row("operation counts", ", ".join(
@@ -96,3 +119,29 @@ def _print(result: dict[str, Any]) -> None:
     if "plot" in result:
         listing.add_row("plot", str(result["plot"]))
     console.print(listing)
+
+
+def _print_finalists(result: dict[str, Any]) -> None:
+    """`--rerank`'s finalists, best inherited accuracy first, and what they cost."""
+    from rich.table import Table
+
+    rerank = result["rerank"]
+    listing = Table(title=f"--rerank {rerank['k']}: finalists fine-tuned "
+                          f"{_epochs(rerank['epochs'])} (seed {rerank['seed']})")
+    for column in ("", "predicted latency", "inherited val", "fine-tuned val", "seconds"):
+        listing.add_column(column, justify="right")
+    for rank, finalist in enumerate(result["finalists"], 1):
+        chosen = finalist["genotype"] == result["genotype"]
+        listing.add_row(f"{rank}{' chosen' if chosen else ''}",
+                        f"{finalist['predicted_latency_ms']:.3f} ms",
+                        f"{finalist['inherited_val_accuracy']:.4f}",
+                        f"{finalist['finetuned_val_accuracy']:.4f}",
+                        f"{finalist['seconds']:.1f}" + (" (cached)" if finalist["cached"] else ""))
+    console.print(listing)
+    console.print(f"re-ranking cost {rerank['cost_s']:.1f} s of fine-tuning"
+                  + (f" ({rerank['reused']} of {len(result['finalists'])} finalists reused from "
+                     f"the run folder's cache)" if rerank["reused"] else ""))
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"

@@ -8,12 +8,15 @@ another device's table (`pick --table`) needs no network and answers from the ca
 time. A cache is valid for one checkpoint (its size and modification time) and one table: a
 resumed run or a re-profiled table makes it stale, and it is computed again. A test figure is
 computed for a pick, after it was chosen, and kept apart so nothing can ever be chosen on it.
+`rerank.json` holds the validation accuracy of `pick --rerank`'s finalists after their short
+fine-tune (`hwnas.search.family.rerank`), so a repeated pick trains nothing.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +29,7 @@ from hwnas.search.supernet.run_folder import CHECKPOINT_FILE
 FAMILY_FILE = "family.parquet"
 FAMILY_KEY = b"hwnas-family"
 PICK_TEST_FILE = "pick_test.json"  # {"checkpoint": key, "test_accuracy": {genotype: value}}
+RERANK_FILE = "rerank.json"  # {"checkpoint": key, "finetuned": {finalist key: result}}
 
 
 def checkpoint_key(run_dir: Path) -> list[int]:
@@ -78,23 +82,40 @@ def _write(run_dir: Path, name: str, table_fingerprint: str, records: list[Recor
     atomic_write(run_dir / name, lambda tmp: pq.write_table(arrow, tmp))
 
 
-def _pick_tests(run_dir: Path) -> dict[str, float]:
-    """The test accuracies stored for this checkpoint (none when it has moved on)."""
-    path = run_dir / PICK_TEST_FILE
+def _per_checkpoint(run_dir: Path, name: str, field: str) -> dict[str, Any]:
+    """The entries under `field` of the JSON file `name`, stored for this checkpoint (none
+    when it has moved on)."""
+    path = run_dir / name
     if not path.is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
         return {}
     stored = json.loads(path.read_text())
     if stored.get("checkpoint") != checkpoint_key(run_dir):
         return {}
-    return stored["test_accuracy"]
+    entries: dict[str, Any] = stored[field]
+    return entries
+
+
+def _add_per_checkpoint(run_dir: Path, name: str, field: str, entries: dict[str, Any]) -> None:
+    stored = {**_per_checkpoint(run_dir, name, field), **entries}
+    text = json.dumps({"checkpoint": checkpoint_key(run_dir), field: stored})
+    atomic_write(run_dir / name, lambda tmp: Path(tmp).write_text(text))
 
 
 def read_test_accuracy(run_dir: Path, genotype_json: str) -> float | None:
     """The picked member's test accuracy when it was computed from this checkpoint."""
-    return _pick_tests(run_dir).get(genotype_json)
+    value: float | None = _per_checkpoint(run_dir, PICK_TEST_FILE, "test_accuracy").get(
+        genotype_json)
+    return value
 
 
 def write_test_accuracy(run_dir: Path, genotype_json: str, value: float) -> None:
-    stored = {**_pick_tests(run_dir), genotype_json: value}
-    text = json.dumps({"checkpoint": checkpoint_key(run_dir), "test_accuracy": stored})
-    atomic_write(run_dir / PICK_TEST_FILE, lambda tmp: Path(tmp).write_text(text))
+    _add_per_checkpoint(run_dir, PICK_TEST_FILE, "test_accuracy", {genotype_json: value})
+
+
+def read_finetuned(run_dir: Path) -> dict[str, Any]:
+    """`pick --rerank`'s fine-tuned finalists stored for this checkpoint, by finalist key."""
+    return _per_checkpoint(run_dir, RERANK_FILE, "finetuned")
+
+
+def write_finetuned(run_dir: Path, entries: dict[str, Any]) -> None:
+    _add_per_checkpoint(run_dir, RERANK_FILE, "finetuned", entries)

@@ -1,6 +1,7 @@
 """`pick`'s whole work as one call: price a trained family on one or several devices' tables,
-choose under their budgets (or at a penalty vector), and optionally recalibrate, verify, export
-and plot the choice. A budget pick on a cached family imports neither torch nor pandas."""
+choose under their budgets (or at a penalty vector), optionally after fine-tuning the best
+finalists (`--rerank`), and optionally recalibrate, verify, export and plot the choice. A budget
+pick on a cached family imports neither torch nor pandas."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from hwnas.hooks import Hooks
 from hwnas.latency.model.table import LatencyTable, Record, TableError, read_table
 from hwnas.search.family.pick import (
     Budget,
-    best_within,
     genotype_of,
     latency_column,
+    ranked_within,
     rescaled,
     summary,
 )
@@ -27,7 +28,14 @@ from hwnas.search.family.pricing import check_same_space, device_column, priced,
 
 if TYPE_CHECKING:
     from hwnas.arch.genotypes import Genotype
+    from hwnas.search.family.rerank import Rerank
     from hwnas.search.family.sweep import LoadedRun
+
+# `pick --rerank`: finalists fine-tuned before choosing (0: choose on inherited accuracy) and
+# their epochs. Provisional: the lead sets DEFAULT_RERANK by measurement (issue 17); `hwnas pick
+# --help`, docs/pick.md and docs/cli.md quote both values.
+DEFAULT_RERANK = 0
+DEFAULT_RERANK_EPOCHS = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,16 @@ class PickRequest:
     verify: bool = False  # measure the pick on this machine beside its prediction
     recalibrate: bool = False  # scale predictions by the reference networks' drift, re-measured
     plot: Path | None = None  # the trade-off plot (PNG)
+    rerank: int | None = None  # finalists to fine-tune before choosing; None: DEFAULT_RERANK
+    rerank_epochs: int | None = None  # their epochs; None: DEFAULT_RERANK_EPOCHS
+
+    @property
+    def finalists(self) -> int:
+        return DEFAULT_RERANK if self.rerank is None else self.rerank
+
+    @property
+    def finetune_epochs(self) -> int:
+        return DEFAULT_RERANK_EPOCHS if self.rerank_epochs is None else self.rerank_epochs
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ class Pick:
     verification: Verification | None = None
     export: dict[str, str] | None = None  # file kind -> path
     plot: Path | None = None
+    rerank: Rerank | None = None  # the finalists fine-tuned to choose (`--rerank`)
 
     @property
     def genotype(self) -> Genotype:
@@ -132,6 +151,10 @@ class Pick:
             result["predicted_latency_ms_raw"] = (self.predicted_latency_ms
                                                   / self.recalibration.factor)
             result["recalibration"] = dataclasses.asdict(self.recalibration)
+        if self.rerank:
+            result["finetuned_val_accuracy"] = self.rerank.chosen.finetuned_val_accuracy
+            result["finalists"] = [finalist.to_dict() for finalist in self.rerank.finalists]
+            result["rerank"] = self.rerank.to_dict()
         if self.export is not None:
             result["export"] = self.export
         if self.verification:
@@ -172,13 +195,28 @@ def pick(request: PickRequest, hooks: Hooks | None = None,
     factor = recalibration.factor if recalibration else 1.0
     now = [latency_column(main.backend), main.budget.column]
     members = rescaled(members, now, factor)
-    if request.penalty is None:
-        row = best_within(members, [device.budget for device in devices])
-    else:
+
+    def load() -> LoadedRun:  # only when a finalist must be fine-tuned, read once
+        nonlocal loaded
+        if loaded is None:
+            from hwnas.search.family.sweep import load_run
+
+            loaded = load_run(run_dir)
+        loaded.data(hooks)  # read now: a finalist's seconds are its fine-tune's alone
+        return loaded
+
+    reranked = None
+    if request.penalty is not None:
         assert loaded is not None  # `_family` loads the run for query mode
         row = _at_penalty(loaded, members, request.penalty, devices, factor, note)
+    else:
+        ranked = ranked_within(members, [device.budget for device in devices])
+        row = ranked[0]
+        if request.finalists:
+            reranked = _rerank(request, ranked, main, run_dir, record, load, hooks, note)
+            row = next(m for m in ranked if m["genotype"] == reranked.chosen.genotype)
     chosen = Pick(run_dir, row, members, devices, cached, family_s,
-                  _test_accuracy(run_dir, row, loaded), recalibration)
+                  _test_accuracy(run_dir, row, loaded), recalibration, rerank=reranked)
     if request.export is not None:
         assert loaded is not None  # `_family` loads the run for an export
         chosen = dataclasses.replace(chosen, export=_export(chosen, loaded, record,
@@ -204,6 +242,35 @@ def _check_modes(request: PickRequest) -> None:
     if request.budgets and request.table is not None:
         raise UserError("--budget names its own tables: drop --table, or use it with "
                         "--max-latency-ms")
+    if request.finalists < 0:
+        raise UserError(f"--rerank must be 0 (off) or a number of finalists, got "
+                        f"{request.finalists}")
+    if request.finetune_epochs < 1:
+        raise UserError(f"--rerank-epochs must be at least 1, got {request.finetune_epochs}")
+    if request.finalists and request.penalty is not None:
+        raise UserError("--rerank chooses among the members under a budget, --penalty names "
+                        "one member: drop one of them")
+
+
+def _rerank(request: PickRequest, ranked: list[Record], main: Device, run_dir: Path,
+            record: Record, load: Callable[[], LoadedRun], hooks: Hooks,
+            note: Callable[[str], None]) -> Rerank:
+    """Fine-tune the best finalists under the budget (with the run's seed) and choose among
+    them; notes say when fewer members fit than asked for and which results came from the run
+    folder's cache."""
+    from hwnas.search.family.cache import RERANK_FILE
+    from hwnas.search.family.rerank import rerank
+
+    k = request.finalists
+    if len(ranked) < k:
+        note(f"--rerank {k}: only {len(ranked)} members fit, all of them are finalists")
+    seed = int(record["config"]["seed"])
+    reranked = rerank(ranked, k, request.finetune_epochs, seed, latency_column(main.backend),
+                      run_dir, main.table.space, load, hooks)
+    if reranked.reused:
+        note(f"--rerank: {reranked.reused} of {len(reranked.finalists)} finalists' fine-tuned "
+             f"accuracies reused from {run_dir / RERANK_FILE}")
+    return reranked
 
 
 def _devices(request: PickRequest, record: Record, run_table: LatencyTable, run_dir: Path,
@@ -362,6 +429,7 @@ def _provenance(chosen: Pick, record: Record) -> dict[str, object]:
                                       "accuracy", "val_accuracy", "test_accuracy",
                                       "params", "run", "table_fingerprint", "device")},
             "recalibration": result.get("recalibration"),
+            **({"rerank": result["rerank"]} if chosen.rerank else {}),  # how it was chosen
             "device_name": main.table.meta.get("device_name"),
             "table_path": main.name,
             "seed": config["seed"], "dataset": config["dataset"],

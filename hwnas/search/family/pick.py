@@ -46,10 +46,16 @@ def best_within(members: list[Record], budgets: list[Budget]) -> Record:
     """Highest accuracy among members predicted within every budget; ties: lower latency on
     the first, then the earlier member. When none fits, the error names the budget that binds
     and its fastest member."""
+    return ranked_within(members, budgets)[0]
+
+
+def ranked_within(members: list[Record], budgets: list[Budget]) -> list[Record]:
+    """Every member predicted within every budget, best first as `best_within` chooses (the
+    finalists of `pick --rerank`). When none fits, the error names the budget that binds."""
     fitting = [m for m in members if all(_fits(m, budget) for budget in budgets)]
     if not fitting:
         raise UserError(_binding(members, budgets))
-    return min(fitting, key=lambda m: (-m["accuracy"], m[budgets[0].column]))
+    return sorted(fitting, key=lambda m: (-m["accuracy"], m[budgets[0].column]))
 
 
 def _binding(members: list[Record], budgets: list[Budget]) -> str:
