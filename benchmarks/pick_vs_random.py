@@ -74,7 +74,7 @@ def main() -> None:
             if time.monotonic() > deadline:
                 complete = False
                 break
-            row = _train(run, data, genotype, kind, seed, args.epochs)
+            row = train_architecture(run, data, genotype, kind, seed, args.epochs)
             row.update(budget_ms=f"{budget:g}", kind=kind, index=index, seed=seed,
                        genotype=genotype.to_json(), predicted_ms=predicted_ms)
             _append(results, row)
@@ -114,21 +114,7 @@ def _plan(run: LoadedRun, data: Dataset, pick: Genotype, pick_ms: float, backend
           args: argparse.Namespace) -> list[tuple[str, int, int, Genotype, float]]:
     """(kind, index, seed, genotype, predicted ms) of every training for one budget: the pick
     from scratch and fine-tuned from its inherited weights, and the random architectures."""
-    model = latency_model(run.table, backend, warn=False)
-    rng = np.random.default_rng(round(pick_ms * 1e6))  # the same draws on every rerun
-    randoms: list[tuple[Genotype, float]] = []
-    for _ in range(DRAWS // BATCH):
-        for genotype in mixture_genotypes(run.space, BATCH, rng, include_pure=False):
-            ms = model.predict_ms(genotype)
-            if abs(ms - pick_ms) <= TOLERANCE * pick_ms and genotype != pick and \
-                    genotype not in [g for g, _ in randoms]:
-                randoms.append((genotype, ms))
-        if len(randoms) >= args.random:
-            randoms = randoms[:args.random]
-            break
-    if len(randoms) < args.random:
-        print(f"  only {len(randoms)} random architectures within ±5% of {pick_ms:.3f} ms "
-              f"in {DRAWS} draws")
+    randoms = random_architectures(run, backend, pick_ms, args.random, exclude=pick)
     plan = []
     for seed in range(args.seeds):
         plan.append(("pick", 0, seed, pick, pick_ms))
@@ -137,8 +123,28 @@ def _plan(run: LoadedRun, data: Dataset, pick: Genotype, pick_ms: float, backend
     return plan
 
 
-def _train(run: LoadedRun, data: Dataset, genotype: Genotype, kind: str, seed: int,
-           epochs: int) -> dict[str, object]:
+def random_architectures(run: LoadedRun, backend: str, target_ms: float, count: int,
+                         exclude: Genotype | None = None) -> list[tuple[Genotype, float]]:
+    """Up to `count` distinct random architectures (and their predicted ms) within ±5% of
+    `target_ms`, drawn as the latency calibration draws them; the same on every rerun."""
+    model = latency_model(run.table, backend, warn=False)
+    rng = np.random.default_rng(round(target_ms * 1e6))
+    randoms: list[tuple[Genotype, float]] = []
+    for _ in range(DRAWS // BATCH):
+        for genotype in mixture_genotypes(run.space, BATCH, rng, include_pure=False):
+            ms = model.predict_ms(genotype)
+            if abs(ms - target_ms) <= TOLERANCE * target_ms and genotype != exclude and \
+                    genotype not in [g for g, _ in randoms]:
+                randoms.append((genotype, ms))
+        if len(randoms) >= count:
+            return randoms[:count]
+    print(f"  only {len(randoms)} random architectures within ±5% of {target_ms:.3f} ms "
+          f"in {DRAWS} draws")
+    return randoms
+
+
+def train_architecture(run: LoadedRun, data: Dataset, genotype: Genotype, kind: str, seed: int,
+                       epochs: int) -> dict[str, object]:
     """Train one architecture with the recipe; its inherited (one-shot) validation accuracy
     too, for the rank correlation."""
     shared, inherited_val = member_network(run.space, genotype, run.supernet, data)
