@@ -71,6 +71,8 @@ def main() -> None:
                 _train_picks(out, setting, variant, seed, run_dir, args, done, trainings,
                              deadline)
         _train_randoms(out, setting, args, done, trainings, deadline)
+    if time.monotonic() > deadline:  # trainings past the deadline were skipped, not done
+        print(f"stopped after {args.max_minutes} min: run again to continue")
     _report(out, args)
 
 
