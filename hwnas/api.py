@@ -103,7 +103,7 @@ def pick(run: str | Path, max_latency_ms: float | None = None,
     ms, one per device), or the member at `penalty`; what `hwnas pick` does, as one call.
     `rerank` K > 0 fine-tunes the K best members under the budget for `rerank_epochs` each and
     chooses by validation accuracy after it (`Pick.rerank`; the export keeps inherited
-    weights); None: the provisional defaults of `hwnas.search.family.choose`."""
+    weights); None: the defaults of `hwnas.search.family.choose`."""
     from hwnas.search.family.choose import PickRequest
     from hwnas.search.family.choose import pick as choose
 

@@ -47,7 +47,7 @@ def pick(
              "accuracy for --rerank-epochs each (`hwnas train`'s recipe, from their inherited "
              "weights) and choose the one most accurate on validation afterwards; results are "
              "cached in the run folder. The fine-tuned weights only choose: --export writes "
-             "the chosen member with its inherited weights. Default 0 (off), provisional.",
+             "the chosen member with its inherited weights. Default 0 (off: measured no gain).",
         show_default=False)] = None,
     rerank_epochs: Annotated[int | None, typer.Option(
         "--rerank-epochs", metavar="E",

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from hwnas.search.family.sweep import LoadedRun
 
 # `pick --rerank`: finalists fine-tuned before choosing (0: choose on inherited accuracy) and
-# their epochs. Provisional: the lead sets DEFAULT_RERANK by measurement (issue 17); `hwnas pick
-# --help`, docs/pick.md and docs/cli.md quote both values.
+# their epochs. K = 0 by measurement: --rerank 3 gained nothing beyond one standard error over
+# 2 settings × 3 budgets × 3 seeds (docs/pick.md); `hwnas pick --help`, docs/pick.md and
+# docs/cli.md quote both values.
 DEFAULT_RERANK = 0
 DEFAULT_RERANK_EPOCHS = 2
 
