@@ -57,6 +57,14 @@ def test_sampling_reaches_the_run(tmp_path, table_path) -> None:
     assert '"sampling": "hard"' in (out / "tiny-digits-seed0" / "config.json").read_text()
 
 
+def test_channels_last_reaches_the_run(tmp_path, table_path) -> None:
+    out = tmp_path / "runs"
+    result = _invoke("--table", table_path, "--out", out, "--channels-last", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert "channels-last" in result.output
+    assert '"channels_last": true' in (out / "tiny-digits-seed0" / "config.json").read_text()
+
+
 def _refusal(*args: str) -> str:
     result = _invoke(*args)
     assert result.exit_code != 0

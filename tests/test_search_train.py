@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from hwnas.errors import UserError
-from hwnas.latency.model.table import LatencyTable
+from hwnas.latency.model.table import LatencyTable, write_table
 from hwnas.search.config import SearchConfig
+from hwnas.search.family.sweep import load_run
 from hwnas.search.supernet.loop import EpochMetrics, run_search, temperature
 from hwnas.search.supernet.run_folder import latest_run
 
@@ -45,19 +46,20 @@ def test_run_folder_holds_config_checkpoint_metrics_and_latest(tmp_path, tiny_ta
     assert latest_run(tmp_path / "runs") == run
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("sampling", ["soft", "hard"])
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, tiny_table,
-                                                              sampling: str) -> None:
-    straight = run_search(_config(tmp_path, name="straight", sampling=sampling), tiny_table)
+                                                              sampling: str,
+                                                              channels_last: bool) -> None:
+    settings = {"sampling": sampling, "channels_last": channels_last}
+    straight = run_search(_config(tmp_path, name="straight", **settings), tiny_table)
 
     def interrupt(metrics: EpochMetrics) -> None:  # Ctrl-C once epoch 1 is saved
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(_config(tmp_path, name="split", sampling=sampling), tiny_table,
-                   progress=interrupt)
-    resumed = run_search(_config(tmp_path, name="split", sampling=sampling, resume=True),
-                         tiny_table)
+        run_search(_config(tmp_path, name="split", **settings), tiny_table, progress=interrupt)
+    resumed = run_search(_config(tmp_path, name="split", resume=True, **settings), tiny_table)
     for a, b in zip(straight.state.state_dict().values(), resumed.state.state_dict().values(),
                     strict=True):
         _assert_same(a, b)
@@ -120,6 +122,52 @@ def test_a_run_recorded_before_sampling_existed_resumes_and_loads_as_soft(tmp_pa
     run_search(_config(tmp_path, epochs=1, sampling="soft", resume=True), tiny_table)
     with pytest.raises(UserError, match=r"sampling='soft' \(not 'hard'\)"):
         run_search(_config(tmp_path, epochs=1, sampling="hard", resume=True), tiny_table)
+
+
+def test_channels_last_trains_the_same_maths_in_the_other_layout(tmp_path, tiny_table) -> None:
+    table = str(write_table(tiny_table, tmp_path / "tiny.parquet"))  # load_run reads it
+    nchw = run_search(_config(tmp_path, name="nchw", epochs=1), tiny_table)
+    last = run_search(_config(tmp_path, name="last", epochs=1, channels_last=True,
+                              table_path=table), tiny_table)
+    weights = {name: p for name, p in last.state.supernet.named_parameters() if p.dim() == 4}
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last)
+                           for p in weights.values())
+    for a, b in zip(nchw.state.state_dict().values(), last.state.state_dict().values(),
+                    strict=True):
+        _assert_close(a, b)
+    record = json.loads((tmp_path / "runs" / "last" / "config.json").read_text())
+    assert record["config"]["channels_last"] is True
+    loaded = load_run(tmp_path / "runs" / "last")  # what pick reads: the same weights
+    for name, value in loaded.supernet.state_dict().items():
+        assert torch.equal(value, last.state.supernet.state_dict()[name])
+
+
+def _assert_close(a: object, b: object) -> None:
+    """Equal up to float rounding (the layouts sum in different orders)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4)
+    elif isinstance(a, dict):
+        for key in a:
+            _assert_close(a[key], b[key])
+    elif isinstance(a, list):
+        for x, y in zip(a, b, strict=True):
+            _assert_close(x, y)
+
+
+def test_a_run_resumes_in_the_other_layout_and_old_runs_load_as_nchw(tmp_path,
+                                                                      tiny_table) -> None:
+    def interrupt(metrics: EpochMetrics) -> None:  # Ctrl-C once epoch 1 is saved
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(_config(tmp_path), tiny_table, progress=interrupt)
+    path = tmp_path / "runs" / "tiny" / "config.json"
+    record = json.loads(path.read_text())
+    del record["config"]["channels_last"]  # a run recorded before the setting existed
+    path.write_text(json.dumps(record))
+    assert SearchConfig.from_dict(record["config"]).channels_last is False
+    resumed = run_search(_config(tmp_path, channels_last=True, resume=True), tiny_table)
+    assert [m.epoch for m in resumed.metrics] == [1, 2]
 
 
 def test_resume_without_a_run(tmp_path, tiny_table) -> None:

@@ -117,10 +117,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def memory_format(config: SearchConfig) -> torch.memory_format:
+    """The layout the supernet trains in: its weights, and every batch it is fed."""
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
 def build_state(config: SearchConfig, space: SearchSpace, device: torch.device) -> SearchState:
     """Fresh supernet and hypernetwork (initialised from the seed) and their Adam optimisers."""
     torch.manual_seed(config.seed)
-    supernet = build_supernet(space).to(device)
+    supernet = build_supernet(space).to(device).to(memory_format=memory_format(config))
     references = reference_points(len(space.ops)).to(device)
     hypernet = Hypernetwork(references, CELL_TYPES, space.edges_per_cell, config.sigma).to(device)
     return SearchState(supernet, hypernet,
@@ -172,8 +177,10 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
     state.supernet.train()
     started = time.perf_counter()
     totals, steps = torch.zeros(2, device=device), 0
+    layout = memory_format(config)
     for images, labels in data.train.batches(config.batch_size, generator):
-        totals += train_step(state, objective, images, labels, t, generator, config.sampling)
+        totals += train_step(state, objective, images.contiguous(memory_format=layout), labels,
+                             t, generator, config.sampling)
         steps += 1
     loss, task_loss = (totals / steps).tolist()  # the epoch's one wait for the device
     train_s = time.perf_counter() - started
