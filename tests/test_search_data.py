@@ -11,27 +11,27 @@ import torch
 
 from hwnas.arch.space import PRESETS, SearchSpace
 from hwnas.errors import UserError
-from hwnas.search.data.dataset import load_dataset
+from hwnas.search.data.dataset import Split, load_dataset
 
 
 @pytest.mark.parametrize("space", [PRESETS["exp1"], PRESETS["exp3"]], ids=lambda s: s.name)
 def test_digits_fit_the_space_and_split_deterministically(space: SearchSpace) -> None:
     data = load_dataset("digits", space)
     shape = (space.input_channels, space.input_size, space.input_size)
-    assert data.train.images.shape[1:] == data.val.images.shape[1:] == shape
-    assert data.test.images.shape[1:] == shape
+    assert data.train.inputs().shape[1:] == data.val.inputs().shape[1:] == shape
+    assert data.test.inputs().shape[1:] == shape
     assert (len(data.train), len(data.val), len(data.test)) == (1150, 288, 359)
-    assert data.train.images.mean(dim=(0, 2, 3)).abs().max() < 1e-3
+    assert data.train.inputs().mean(dim=(0, 2, 3)).abs().max() < 1e-3
     assert set(data.train.labels.tolist()) == set(range(10)) and data.classes == 10
     again = load_dataset("digits", space)
     assert torch.equal(again.val.labels, data.val.labels)
-    assert torch.equal(again.test.images, data.test.images)
+    assert torch.equal(again.test.inputs(), data.test.inputs())
 
 
 def test_splits_are_disjoint(tiny_space) -> None:
     """No image is in two splits: digits has no test split, so one is held out."""
     data = load_dataset("digits", tiny_space)
-    rows = [{tuple(image.flatten().tolist()) for image in split.images}
+    rows = [{tuple(image.flatten().tolist()) for image in split.inputs()}
             for split in (data.train, data.val, data.test)]
     assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
 
@@ -51,7 +51,7 @@ def test_preprocessing_records_the_training_statistics(tiny_space) -> None:
                                         align_corners=False)
     x = (x - record["mean"][0]) / record["std"][0]
     found = {tuple(row.flatten().tolist()) for row in x}
-    assert all(tuple(image.flatten().tolist()) in found for image in data.val.images[:20])
+    assert all(tuple(image.flatten().tolist()) in found for image in data.val.inputs()[:20])
 
 
 def test_limit_train_keeps_validation_whole(tiny_space) -> None:
@@ -69,6 +69,85 @@ def test_batches_cover_the_split_once_in_a_seeded_order(tiny_space) -> None:
     again = split.batches(32, torch.Generator().manual_seed(3))
     replay = torch.cat([labels for _, labels in again])
     assert torch.equal(seen, replay)
+
+
+def _npz(tmp_path, x: np.ndarray) -> str:
+    path = tmp_path / "set.npz"
+    np.savez(path, x_train=x, y_train=np.arange(len(x)) % 10)
+    return str(path)
+
+
+def _up_front(stored: torch.Tensor, train: torch.Tensor, scale: float,
+              space: SearchSpace) -> torch.Tensor:
+    """The pipeline as it was before batches were made one at a time: every split fitted to
+    the space as float32 at once, normalised by the whole training split's float32 mean/std."""
+    def fit(x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(x.float() / scale, size=(space.input_size,) * 2,
+                                            mode="bilinear", align_corners=False)
+        if x.shape[1] == space.input_channels:
+            return x
+        return (x.mean(dim=1, keepdim=True) if space.input_channels == 1
+                else x.repeat(1, space.input_channels, 1, 1))
+
+    fitted = fit(train)
+    mean, std = fitted.mean(dim=(0, 2, 3)), fitted.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return (fit(stored) - mean[None, :, None, None]) / std[None, :, None, None]
+
+
+@pytest.mark.parametrize("case", ["digits-grey", "digits-rgb", "rgb-to-grey", "float"])
+def test_batches_equal_the_splits_fitted_up_front(tmp_path, case: str) -> None:
+    """Per-batch inputs are the old up-front pipeline's, up to the order of the mean/std sums:
+    resizing (8→28, 10→32, 10→28), repeating and averaging channels, uint8 and float data."""
+    rng = np.random.default_rng(0)
+    name, space = {
+        "digits-grey": ("digits", PRESETS["exp1"]),
+        "digits-rgb": ("digits", PRESETS["exp3"]),
+        "rgb-to-grey": (_npz(tmp_path, rng.integers(0, 256, (300, 10, 10, 3), np.uint8)),
+                        PRESETS["exp1"]),
+        "float": (_npz(tmp_path, rng.normal(5.0, 2.0, (300, 10, 10)).astype(np.float32)),
+                  PRESETS["exp3"]),
+    }[case]
+    data = load_dataset(name, space)
+    for split in (data.train, data.val, data.test):
+        batched = torch.cat([images for images, _ in split.batches(64)])
+        expected = _up_front(split.stored, data.train.stored, data.preprocessing.scale, space)
+        assert batched.dtype == torch.float32 and batched.shape == expected.shape
+        torch.testing.assert_close(batched, expected, rtol=0, atol=1e-5)
+    assert torch.equal(data.val.inputs(), torch.cat([x for x, _ in data.val.batches(64)]))
+
+
+def test_8_bit_images_are_held_as_uint8(tmp_path, tiny_space) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "folder"
+    for c in range(10):
+        (folder / str(c)).mkdir(parents=True)
+        for i in range(3):
+            image = Image.fromarray(np.full((12, 12), 20 * c + i, np.uint8))
+            image.save(folder / str(c) / f"{i}.png")
+    x = np.random.default_rng(0).integers(0, 256, (30, 8, 8), np.uint8)
+    for name in ("digits", str(folder), _npz(tmp_path, x)):
+        data = load_dataset(name, tiny_space)
+        assert {s.stored.dtype for s in (data.train, data.val, data.test)} == {torch.uint8}
+        assert data.train.inputs().dtype == torch.float32
+    floats = load_dataset(_npz(tmp_path, x.astype(np.float32) / 255), tiny_space)
+    assert floats.train.stored.dtype == torch.float32
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_each_rank_gets_its_shard_of_every_global_batch(tiny_space, world: int) -> None:
+    """Batches of 32 (not divisible by 3; the last one, 6, by neither): the ranks' shards,
+    joined in rank order, are the one-process batch, in order."""
+    split: Split = load_dataset("digits", tiny_space, limit_train=70).train
+    whole = list(split.batches(32, torch.Generator().manual_seed(3)))
+    shards = [list(split.batches(32, torch.Generator().manual_seed(3), rank, world))
+              for rank in range(world)]
+    assert all(len(batches) == len(whole) for batches in shards)
+    for step, (images, labels) in enumerate(whole):
+        parts = [shards[rank][step] for rank in range(world)]
+        assert [len(part[1]) for part in parts] == [len(t) for t in labels.tensor_split(world)]
+        assert torch.equal(torch.cat([part[1] for part in parts]), labels)
+        assert torch.equal(torch.cat([part[0] for part in parts]), images)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -110,5 +189,5 @@ def test_fashion_mnist_from_local_files(tmp_path, space: SearchSpace) -> None:
         _write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
     data = load_dataset("fashion-mnist", space, data_dir=str(tmp_path), val_fraction=0.25)
     assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 10)  # its own test
-    assert data.train.images.shape[1:] == (space.input_channels, space.input_size,
+    assert data.train.inputs().shape[1:] == (space.input_channels, space.input_size,
                                            space.input_size)

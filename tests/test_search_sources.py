@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_SPACE, synthetic_table
 from PIL import Image
 from typer.testing import CliRunner
@@ -42,11 +43,11 @@ def test_image_folder_with_test_split(tmp_path) -> None:
     data = load_dataset(str(tmp_path), FIVE)
     assert data.classes == 5 and data.class_names == tuple(names)
     assert (len(data.train) + len(data.val), len(data.test)) == (30, 8)
-    assert data.test.images.shape[1:] == (1, 8, 8)
+    assert data.test.inputs().shape[1:] == (1, 8, 8)
     assert data.preprocessing.scale == 255.0
     # the flat grey level of every test image says its class: labels follow the folders
     levels: dict[int, set[float]] = {}
-    for image, label in zip(data.test.images, data.test.labels.tolist(), strict=True):
+    for image, label in zip(data.test.inputs(), data.test.labels.tolist(), strict=True):
         levels.setdefault(label, set()).add(round(float(image.mean()), 4))
     assert sorted(levels) == [0, 1, 2, 3] and all(len(v) == 1 for v in levels.values())
     assert sorted(levels, key=lambda label: levels[label].pop()) == [0, 1, 2, 3]
@@ -56,9 +57,9 @@ def test_folder_of_class_folders_is_the_training_set(tmp_path) -> None:
     _image_folder(tmp_path, ["a", "b", "c"], per_class=10, mode="RGB")
     data = load_dataset(str(tmp_path), RGB)
     assert (len(data.train), len(data.val), len(data.test)) == (19, 5, 6)  # test held out
-    assert data.train.images.shape[1:] == (3, 8, 8)
+    assert data.train.inputs().shape[1:] == (3, 8, 8)
     grey = load_dataset(str(tmp_path), dataclass_replace(RGB, input_channels=1))
-    assert grey.train.images.shape[1:] == (1, 8, 8)
+    assert grey.train.inputs().shape[1:] == (1, 8, 8)
 
 
 def dataclass_replace(space: SearchSpace, **changes) -> SearchSpace:
@@ -80,7 +81,8 @@ def test_npz_layouts_and_kinds(tmp_path, layout: str, dtype) -> None:
     np.savez(path, x_train=x, y_train=y, x_test=x[:9], y_test=y[:9])
     raw = read_source(str(path), "data", False, 8)
     assert raw.train_images.shape == (40, 1, 10, 10) and raw.test_images.shape == (9, 1, 10, 10)
-    assert float(raw.train_images.max()) <= 1.0
+    assert raw.train_images.dtype == (torch.uint8 if dtype == np.uint8 else torch.float32)
+    assert float(raw.train_images.max()) / raw.scale <= 1.0
     assert raw.scale == (255.0 if dtype == np.uint8 else 1.0)
     data = load_dataset(str(path), dataclass_replace(RGB, input_channels=1))
     assert len(data.test) == 9 and len(data.train) + len(data.val) == 40

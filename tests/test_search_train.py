@@ -42,6 +42,7 @@ def test_run_folder_holds_config_checkpoint_metrics_and_latest(tmp_path, tiny_ta
     assert list(metrics["epoch"]) == [1, 2]
     assert metrics["val_acc_uniform"].between(0, 1).all()
     assert (metrics["expected_ms_dev"] > 0).all()
+    assert (metrics["peak_memory_mb"] > 0).all()  # the process's RSS, all of it
     assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 2
     assert latest_run(tmp_path / "runs") == run
 
@@ -64,7 +65,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, tiny_tab
                     strict=True):
         _assert_same(a, b)
     assert [m.epoch for m in resumed.metrics] == [1, 2]
-    assert straight.metrics == [dataclasses.replace(m, train_s=s.train_s)
+    assert straight.metrics == [dataclasses.replace(m, train_s=s.train_s,
+                                                    peak_memory_mb=s.peak_memory_mb)
                                 for m, s in zip(resumed.metrics, straight.metrics, strict=True)]
 
 

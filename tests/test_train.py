@@ -19,7 +19,7 @@ from hwnas.cli import app
 from hwnas.errors import UserError
 from hwnas.latency.model.table import read_table, write_table
 from hwnas.search.config import SearchConfig
-from hwnas.search.retrain.fit import augment
+from hwnas.search.retrain.fit import augment, shard_start
 from hwnas.search.retrain.job import CHECKPOINT_FILE, TrainJob, train
 from hwnas.search.retrain.recipe import Recipe
 from hwnas.search.retrain.source import from_export
@@ -61,7 +61,8 @@ def test_train_writes_a_checked_model_and_its_record(export_dir: Path, tmp_path:
     assert picked["preprocessing"].keys() == preprocessing.keys()
     assert preprocessing["input_size"] == TINY_SPACE.input_size
     assert len(preprocessing["mean"]) == len(preprocessing["std"]) == TINY_SPACE.input_channels
-    assert len(pd.read_csv(out / "metrics.csv")) == 2
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 2 and (metrics["peak_memory_mb"] > 0).all()
     # the trained folder is itself a valid source (same architecture, same latency)
     again = from_export(out)
     assert again.genotype == from_export(export_dir).genotype
@@ -171,3 +172,17 @@ def test_auto_augmentation_only_for_32_by_32_colour() -> None:
     assert Recipe().augmentation(TINY_SPACE) == "none"
     with pytest.raises(UserError):
         Recipe(augment="mixup")
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_draw_the_whole_batchs_augmentation(world: int) -> None:
+    """Under torchrun each rank augments its shard with the draws one process makes for the
+    whole batch, so the shards together are the one-process batch (an empty shard included)."""
+    images = torch.arange(5 * 16 * 16, dtype=torch.float32).reshape(5, 1, 16, 16)
+    whole = augment(images, "crop-flip", torch.Generator().manual_seed(0))
+    shards = [augment(part, "crop-flip", torch.Generator().manual_seed(0), 5,
+                      shard_start(5, rank, world))
+              for rank, part in enumerate(images.tensor_split(world))]
+    assert torch.equal(torch.cat(shards), whole)
+    empty = augment(images[:0], "crop-flip", torch.Generator().manual_seed(0), 1, 1)
+    assert empty.shape == (0, 1, 16, 16)

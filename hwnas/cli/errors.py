@@ -11,6 +11,7 @@ import typer
 
 from hwnas.cli.console import err_console
 from hwnas.errors import UserError
+from hwnas.search.launch import Launch
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,11 +30,14 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             _refuse_non_finite(kwargs)
             return command(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            if Launch.from_environment().is_writer:  # under torchrun every rank refuses alike
+                err_console.print(f"[bold red]error:[/] {exc}", highlight=False,
+                                  soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: what was finished is kept; run the "
-                              "same command with --resume to continue", soft_wrap=True)
+            if Launch.from_environment().is_writer:
+                err_console.print("[yellow]interrupted[/]: what was finished is kept; run the "
+                                  "same command with --resume to continue", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper

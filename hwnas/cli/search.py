@@ -3,6 +3,7 @@ progress."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from hwnas.cli.console import console, progress_hooks
 from hwnas.search.config import Backend, Device, Sampling, SearchConfig, dataset_label
+from hwnas.search.launch import Launch
 
 _D = SearchConfig(table_path="")  # the library's defaults: one source for --help and runs
 _BACKEND, _DEVICE = Backend(_D.backend), Device(_D.device)
@@ -28,7 +30,9 @@ def search(
     download: Annotated[bool, typer.Option(
         help="Download a missing data set (needs internet).")] = _D.download,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = _D.epochs,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = _D.batch_size,
+    batch_size: Annotated[int, typer.Option(
+        help="Images per step: the global batch, which torchrun splits evenly across its "
+             "ranks, so a run on N ranks matches a one-process run.")] = _D.batch_size,
     kappa: Annotated[float, typer.Option(help="κ: weight of the penalty cost.")] = _D.kappa,
     beta: Annotated[float, typer.Option(
         help="β in [0, 1]: 0 = the paper's cost, 1 = terms weighted by latency share.")
@@ -55,7 +59,8 @@ def search(
     resume: Annotated[bool, typer.Option(
         help="Continue OUT/NAME from its last finished epoch.")] = False,
 ) -> None:
-    """Train the supernet and the hypernetwork over penalty vectors, in one run."""
+    """Train the supernet and the hypernetwork over penalty vectors, in one run (on several
+    processes or GPUs when launched by torchrun: docs/distributed.md)."""
     from rich.table import Table
 
     from hwnas.latency.model.table import read_table
@@ -69,11 +74,13 @@ def search(
         seed=seed, device=device.value, out=str(out),
         name=name or f"{table.stem}-{dataset_label(dataset)}-seed{seed}", resume=resume)
     lut = read_table(table)
-    console.print(f"search: space {lut.space.name}, table {table} ({lut.device}, "
-                  f"{config.backend}), {config.dataset}, {config.sampling} sampling"
-                  f"{', channels-last' if config.channels_last else ''}, "
-                  f"{config.epochs} epochs → "
-                  f"{Path(config.out) / config.name}")
+    writer = Launch.from_environment().is_writer  # under torchrun, rank 0 alone prints
+    if writer:
+        console.print(f"search: space {lut.space.name}, table {table} ({lut.device}, "
+                      f"{config.backend}), {config.dataset}, {config.sampling} sampling"
+                      f"{', channels-last' if config.channels_last else ''}, "
+                      f"{config.epochs} epochs → "
+                      f"{Path(config.out) / config.name}")
 
     def show(m: EpochMetrics) -> None:
         console.print(f"epoch {m.epoch:>3}/{config.epochs}  loss {m.loss:.3f}  val acc "
@@ -81,8 +88,10 @@ def search(
                       f"t {m.temperature:.2f}  latency at s_dev {m.expected_ms_dev:.3f} ms  "
                       f"[{m.train_s:.1f} s]")
 
-    with progress_hooks() as hooks:  # Ctrl-C: hwnas.cli.errors says how to --resume
-        result = run_search(config, lut, progress=show, hooks=hooks)
+    with progress_hooks() if writer else nullcontext(None) as hooks:  # Ctrl-C: cli/errors.py
+        result = run_search(config, lut, progress=show if writer else None, hooks=hooks)
+    if not writer:
+        return
     last = result.metrics[-1]
     summary = Table(title=f"run {result.run_dir}")
     for column in ("epochs", "val acc (uniform s)", "val acc (s_dev)", "arch(s_dev) ms"):

@@ -12,6 +12,7 @@ import typer
 
 from hwnas.cli.console import console
 from hwnas.search.config import Device
+from hwnas.search.launch import Launch
 from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, Augment, Init, Recipe
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ def train(
     limit_train: Annotated[int | None, typer.Option(
         help="Train on the first N training images only (quick runs).")] = None,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = _R.lr,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = _R.batch_size,
+    batch_size: Annotated[int, typer.Option(
+        help="Images per step: the global batch, which torchrun splits evenly across its "
+             "ranks.")] = _R.batch_size,
     augment: Annotated[Augment, typer.Option(
         help="auto: random crop and flip for 32×32 colour input, none otherwise.")
     ] = _AUGMENT,
@@ -61,7 +64,8 @@ def train(
 ) -> None:
     """Train a picked architecture into the model one deploys: model.onnx, model.pt,
     genotype.json, metrics.csv and record.json (validation and test accuracy, provenance,
-    the preprocessing the model expects) in --out."""
+    the preprocessing the model expects) in --out. Launched by torchrun, it trains on every
+    rank (docs/distributed.md)."""
     from hwnas.errors import UserError
     from hwnas.search.retrain.job import TrainJob
     from hwnas.search.retrain.job import train as run_training
@@ -84,9 +88,12 @@ def train(
     header = (f"train: {source.provenance['source']} ({source.space.name}, "
               f"{job.dataset or source.dataset}), init {job.init}, {job.epochs} epochs, seed "
               f"{job.seed} → {out}")
-    printer = EpochPrinter(job.epochs, None if json_output else header)
+    writer = Launch.from_environment().is_writer  # under torchrun, rank 0 alone prints
+    printer = EpochPrinter(job.epochs, None if json_output or not writer else header)
     result = run_training(source, job, printer.epoch, printer.start)
     record = result.record
+    if not writer:
+        return
     if json_output:
         typer.echo(json.dumps({**record, "files": result.files}))
         return

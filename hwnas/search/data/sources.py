@@ -37,13 +37,15 @@ EXPECTED_FILES = {
 
 @dataclass(frozen=True)
 class RawData:
-    """A data set as read: images (N, C, H, W) float32 already divided by `scale`."""
+    """A data set as read: images (N, C, H, W) as stored, not yet divided by `scale`: uint8
+    for 8-bit images (a quarter of float32's memory; `dataset.py` makes floats one batch at a
+    time), float32 for a .npz of other values."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor | None  # None: the data set has no test split of its own
     test_labels: torch.Tensor | None
-    scale: float  # what raw pixel values were divided by (255 for 8-bit images)
+    scale: float  # what raw pixel values are divided by (255 for 8-bit images)
     class_names: tuple[str, ...]  # label i is class_names[i]
 
 
@@ -72,7 +74,7 @@ def _digits() -> RawData:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    images = torch.tensor(bunch.images, dtype=torch.uint8).unsqueeze(1)  # integers 0..16
     return RawData(images, torch.tensor(bunch.target, dtype=torch.long), None, None, 16.0,
                    tuple(str(n) for n in bunch.target_names))
 
@@ -98,8 +100,8 @@ def _torchvision(name: str, root: Path, download: bool) -> RawData:
 # --- .npz -----------------------------------------------------------------------------------
 
 def read_npz(path: Path) -> RawData:
-    """`x_train`, `y_train` and optionally `x_test`, `y_test`: uint8 (0..255) or float
-    (used as they are) images, N×H×W, N×H×W×C or N×C×H×W; labels 0..N−1."""
+    """`x_train`, `y_train` and optionally `x_test`, `y_test`: integer (0..255; uint8 is kept
+    as it is) or float (used as they are) images, N×H×W, N×H×W×C or N×C×H×W; labels 0..N−1."""
     try:
         archive = np.load(path, allow_pickle=False)
         arrays = {key: archive[key] for key in archive.files}
@@ -145,7 +147,8 @@ def read_npz(path: Path) -> RawData:
 
 
 def _nchw(x: np.ndarray, what: str) -> torch.Tensor:
-    """N×H×W, N×H×W×C or N×C×H×W (C = 1 or 3) → float32 N×C×H×W, uint8 divided by 255."""
+    """N×H×W, N×H×W×C or N×C×H×W (C = 1 or 3) → N×C×H×W, uint8 kept, anything else float32
+    (values unchanged: the scale is divided out per batch)."""
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3):
@@ -155,9 +158,10 @@ def _nchw(x: np.ndarray, what: str) -> torch.Tensor:
                         f"with C = 1 or 3 channels")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise UserError(f"{what} holds {x.dtype} values: store images as uint8 or float")
-    scale = 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x))
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
-        images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) / scale
+        images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     bad = int((~torch.isfinite(images)).flatten(1).any(dim=1).sum())
     if bad:  # one NaN turns every loss, and so every weight, into NaN
         raise UserError(f"{what} has {bad} image(s) with NaN or infinite pixel values (or "
@@ -241,7 +245,9 @@ def _read_split(files: dict[str, list[Path]], class_names: tuple[str, ...], inpu
 
 
 def _read_image(path: Path, input_size: int) -> torch.Tensor:
-    """One image as float32 C×size×size in [0, 1]: grey stays one channel, the rest RGB."""
+    """One image as uint8 C×size×size: grey stays one channel, the rest RGB. Resizing rounds
+    to 8 bits again (up to half a level off the float result), so a big folder is held at a
+    quarter of float32's memory."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -251,10 +257,11 @@ def _read_image(path: Path, input_size: int) -> torch.Tensor:
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise UserError(f"cannot read image {path} ({type(exc).__name__}): replace or remove "
                         f"the file") from None
-    x = torch.from_numpy(pixels.copy()).float() / 255.0
+    x = torch.from_numpy(pixels.copy())
     x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
-    return F.interpolate(x[None], size=(input_size, input_size), mode="bilinear",
-                         align_corners=False)[0]
+    resized = F.interpolate(x[None].float(), size=(input_size, input_size), mode="bilinear",
+                            align_corners=False)[0]
+    return resized.round().clamp(0, 255).to(torch.uint8)
 
 
 def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

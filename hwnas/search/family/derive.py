@@ -17,6 +17,7 @@ from torch import nn
 from hwnas.arch.genotypes import Genotype
 from hwnas.arch.network import Network, discrete_network
 from hwnas.arch.space import SearchSpace, cell_plans
+from hwnas.search import distributed
 from hwnas.search.data.dataset import Dataset, Split
 
 RECALIBRATION_BATCHES = 4  # training batches that re-estimate batch-norm statistics
@@ -64,12 +65,14 @@ def recalibrate_batch_norm(network: nn.Module, train: Split, seed: int = 0) -> N
 
 @torch.no_grad()
 def accuracy(network: nn.Module, split: Split) -> float:
-    """Share of `split` the network (in eval mode) classifies right."""
+    """Share of `split` the network (in eval mode) classifies right; under torchrun each rank
+    counts its shard of every batch and the counts are summed."""
     network.eval()
-    correct = 0
-    for images, labels in split.batches(EVAL_BATCH):
-        correct += int((network(images).argmax(dim=1) == labels).sum())
-    return correct / len(split)
+    correct = torch.zeros((), dtype=torch.long, device=split.device)
+    for images, labels in split.batches(EVAL_BATCH, rank=distributed.rank(),
+                                        world=distributed.world()):
+        correct += (network(images).argmax(dim=1) == labels).sum()
+    return int(distributed.sum_across(correct)) / len(split)
 
 
 def member(space: SearchSpace, genotype: Genotype, supernet: Network, train: Split) -> Network:

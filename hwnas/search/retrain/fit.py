@@ -19,8 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwnas.search import distributed
 from hwnas.search.data.dataset import Dataset
 from hwnas.search.family.derive import accuracy, recalibrate_batch_norm
+from hwnas.search.peak_memory import peak_mb, reset_peak
 from hwnas.search.retrain.recipe import Recipe
 from hwnas.search.supernet.loop import epoch_generator
 
@@ -34,6 +36,9 @@ class EpochRow:
     val_acc: float  # validation accuracy after the epoch
     lr: float  # learning rate of the epoch's last step
     train_s: float  # wall time of the epoch's training steps, in seconds
+    # peak memory of the epoch (training and validation), in MiB: process RSS on the CPU, the
+    # tensors' on CUDA (`hwnas.search.peak_memory`); NaN in runs from before it was recorded
+    peak_memory_mb: float = math.nan
 
 
 # Called after every finished epoch with its row and the state a resumed run starts from.
@@ -54,26 +59,40 @@ def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, ep
         rows = [EpochRow(**row) for row in resume_from["metrics"]]
     steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
     total_steps = steps_per_epoch * epochs
+    device = data.train.device
     for epoch in range(len(rows), epochs):
-        generator = epoch_generator(seed, epoch, data.train.images.device)
+        generator = epoch_generator(seed, epoch, device)
+        reset_peak(device)
         network.train()
         started = time.perf_counter()
         losses = []
         lr = recipe.lr
+        rank, world = distributed.rank(), distributed.world()
         for index, (images, labels) in enumerate(data.train.batches(recipe.batch_size,
-                                                                    generator)):
+                                                                    generator, rank, world)):
             lr = recipe.lr_at(epoch * steps_per_epoch + index, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = network(augment(images, augmentation, generator))
-            loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
+            start = index * recipe.batch_size
+            batch = distributed.global_count(start, recipe.batch_size, len(data.train))
+            offset = shard_start(batch, rank, world)
+            logits = network(augment(images, augmentation, generator, batch, offset))
+            if world == 1:  # one process: the batch mean, as always
+                loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
+            else:  # this rank's share of the global batch's mean
+                loss = distributed.scale_task_loss(F.cross_entropy(
+                    logits, labels, label_smoothing=recipe.label_smoothing, reduction="sum"),
+                    batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients([network])
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
+        distributed.average_buffers(network)
         train_s = time.perf_counter() - started
-        row = EpochRow(epoch + 1, sum(losses) / len(losses), evaluate(network, data, "val"),
-                       lr, train_s)
+        mean_loss = float(distributed.sum_across(torch.stack(losses)).mean())
+        row = EpochRow(epoch + 1, mean_loss, evaluate(network, data, "val"), lr, train_s,
+                       peak_mb(device))
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row, {"network": network.state_dict(), "optimizer": optimizer.state_dict(),
@@ -87,19 +106,31 @@ def evaluate(network: nn.Module, data: Dataset, split: str) -> float:
     return accuracy(network, getattr(data, split))
 
 
-def augment(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+def shard_start(batch: int, rank: int, world: int) -> int:
+    """Where rank `rank`'s images start in a global batch of `batch` (the contiguous shards of
+    `torch.tensor_split`, as `Split.batches` cuts them: the first `batch % world` shards hold
+    one image more)."""
+    return sum(batch // world + (r < batch % world) for r in range(rank))
+
+
+def augment(images: torch.Tensor, mode: str, generator: torch.Generator,
+            batch: int | None = None, offset: int = 0) -> torch.Tensor:
     """A batch (N, C, H, W) randomly cropped from a zero-padded copy (crop-flip: 4 pixels and
-    half the images mirrored; shift: 2 pixels, no mirror), or unchanged for `none`."""
+    half the images mirrored; shift: 2 pixels, no mirror), or unchanged for `none`. Under
+    torchrun `images` are a shard, starting at `offset`, of a global batch of `batch`: the
+    draws are made for the whole batch, as one process makes them, and this shard's used."""
     if mode == "none":
         return images
     pad = 4 if mode == "crop-flip" else 2
     n, _, h, w = images.shape
+    batch = batch or n
     padded = F.pad(images, (pad, pad, pad, pad))
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator,
-                           device=generator.device).tolist()
+    draws = torch.randint(0, 2 * pad + 1, (2, batch), generator=generator,
+                          device=generator.device)
+    dy, dx = draws[:, offset:offset + n].tolist()
     out = torch.stack([padded[i, :, y:y + h, x:x + w]
-                       for i, (y, x) in enumerate(zip(dy, dx, strict=True))])
+                       for i, (y, x) in enumerate(zip(dy, dx, strict=True))]) if n else images
     if mode == "crop-flip":
-        flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+        flip = torch.rand(batch, generator=generator, device=generator.device) < 0.5
+        out = torch.where(flip[offset:offset + n, None, None, None], out.flip(-1), out)
     return out

@@ -22,14 +22,13 @@ import torch
 from hwnas.arch.network import Network, discrete_network
 from hwnas.errors import UserError
 from hwnas.latency.runner.files import atomic_write
-from hwnas.search import run_files
+from hwnas.search import distributed, run_files
 from hwnas.search.config import DATASETS, resolve_dataset
 from hwnas.search.data.dataset import load_dataset
 from hwnas.search.family.export import export
 from hwnas.search.retrain.fit import EpochRow, evaluate, fit
 from hwnas.search.retrain.recipe import DEFAULT_EPOCHS, INITS, Recipe
 from hwnas.search.retrain.source import TrainSource
-from hwnas.search.supernet.loop import resolve_device
 
 CHECKPOINT_FILE, METRICS_FILE = run_files.CHECKPOINT_FILE, run_files.METRICS_FILE
 RECORD_FILE = "record.json"
@@ -71,25 +70,31 @@ def train(source: TrainSource, job: TrainJob,
           progress: Callable[[EpochRow], None] | None = None,
           started: Callable[[], None] | None = None) -> TrainResult:
     """Train (or resume) `source` as `job` says; every check comes before anything is written
-    and before `started` is called."""
+    and before `started` is called. Under torchrun every rank trains its shard of each batch
+    (`hwnas.search.distributed`) and rank 0 alone writes and calls `progress`."""
     if job.init == "inherited" and source.weights is None:
         raise UserError(f"--init inherited: {source.provenance['source']} has no weights "
                         f"(model.pt): use --init scratch, or export the pick again with "
                         f"`hwnas pick --export`")
-    device = resolve_device(job.device)
+    device = distributed.start(job.device, job.recipe.batch_size)
     dataset = resolve_dataset(job.dataset) if job.dataset else _searched_dataset(source)
     data = load_dataset(dataset, source.space, str(Path(job.data_dir).resolve()), job.download,
                         limit_train=job.limit_train).to(device)
     identity = _identity(source, job, dataset)
     resume_from = _resume_state(job, identity)
     network = _network(source, job).to(device)
-    job.out.mkdir(parents=True, exist_ok=True)
-    if started is not None:
+    writer = distributed.is_writer()
+    if writer:
+        job.out.mkdir(parents=True, exist_ok=True)
+    if started is not None and writer:
         started()
     augmentation = job.recipe.augmentation(source.space)
 
     def save(row: EpochRow, state: dict[str, Any]) -> None:
-        run_files.save_epoch(job.out, {"identity": identity, "state": state}, state["metrics"])
+        if not writer:
+            return
+        run_files.save_epoch(job.out, {"identity": identity, "state": state,
+                                       "world": distributed.world()}, state["metrics"])
         if progress is not None:
             progress(row)
 
@@ -107,6 +112,8 @@ def train(source: TrainSource, job: TrainJob,
                   "preprocessing": record["preprocessing"],
                   "trained": {k: record[k] for k in ("init", "epochs", "seed", "recipe",
                                                      "val_accuracy", "test_accuracy")}}
+    if not writer:
+        return TrainResult(record, metrics, {})
     files = export(network, source.space, provenance, job.out)
     text = json.dumps(record, indent=2)
     atomic_write(job.out / RECORD_FILE, lambda tmp: Path(tmp).write_text(text))
@@ -141,6 +148,7 @@ def _resume_state(job: TrainJob, identity: dict[str, object]) -> dict[str, Any] 
     run_files.check_resumable(job.out / CHECKPOINT_FILE, "--out")
     stored = run_files.load_weights(job.out / CHECKPOINT_FILE)
     run_files.check_same_settings(str(job.out), stored["identity"], identity, "--out")
+    distributed.check_same_world(str(job.out), stored.get("world", 1))
     state: dict[str, Any] = stored["state"]
     return state
 

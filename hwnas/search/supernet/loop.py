@@ -4,6 +4,7 @@ vector s per step, checkpointing every epoch (`run_search`, the one training fun
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,13 +16,14 @@ import torch.nn.functional as F
 
 from hwnas.arch.network import Network
 from hwnas.arch.space import SearchSpace
-from hwnas.errors import UserError
 from hwnas.hooks import Hooks
 from hwnas.latency.model.table import LatencyTable
+from hwnas.search import distributed
 from hwnas.search.config import SearchConfig
 from hwnas.search.data.dataset import Dataset, load_dataset
 from hwnas.search.family import members as family
 from hwnas.search.family.derive import member_accuracy
+from hwnas.search.peak_memory import peak_mb, reset_peak
 from hwnas.search.supernet.hypernet import Hypernetwork, reference_points
 from hwnas.search.supernet.latency_terms import (
     CELL_TYPES,
@@ -48,6 +50,9 @@ class EpochMetrics:
     expected_ms_dev: float  # differentiable expected latency at s_dev, in ms (soft γ̃)
     arch_ms_dev: float  # table latency of the discrete arch(s_dev), in ms
     train_s: float  # wall time of the epoch's training steps, in seconds
+    # peak memory of the epoch (training and validation), in MiB: process RSS on the CPU, the
+    # tensors' on CUDA (`hwnas.search.peak_memory`); NaN in runs from before it was recorded
+    peak_memory_mb: float = math.nan
 
 
 @dataclass
@@ -83,20 +88,29 @@ def run_search(config: SearchConfig, table: LatencyTable,
                progress: Progress | None = None, hooks: Hooks | None = None) -> SearchResult:
     """Train (or resume) the run `config` describes on `table`'s space and latencies;
     `hooks` see the data being read (a big folder takes a while) and the epochs. The run
-    records its paths resolved, so `pick` finds them from any working directory."""
-    hooks = hooks or Hooks()
+    records its paths resolved, so `pick` finds them from any working directory.
+
+    Under torchrun every rank runs this function on its shard of each global batch
+    (`hwnas.search.distributed`); rank 0 alone writes, and only it calls `progress` and
+    `hooks`."""
+    if not distributed.is_writer() or hooks is None:
+        hooks = Hooks()
+    if not distributed.is_writer():
+        progress = None
     config = config.resolved()
-    device = resolve_device(config.device)
+    device = distributed.start(config.device, config.batch_size)
     space = table.space
     terms = latency_terms(table, config.backend).to(device)
     data = load_dataset(config.dataset, space, config.data_dir, config.download,
                         config.val_fraction, config.limit_train, hooks).to(device)
-    run = open_run(config, table)  # only after every check: a failed start writes nothing
+    # only after every check: a failed start writes nothing
+    run = distributed.on_writer(lambda: open_run(config, table))
 
     state = build_state(config, space, device)
     metrics: list[EpochMetrics] = []
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:  # the checkpoint, not metrics.csv, is the source of truth
+        distributed.check_same_world(f"run {run.path}", checkpoint.get("world", 1))
         state.load_state_dict(checkpoint["state"])
         metrics = [EpochMetrics(**row) for row in checkpoint["metrics"]]
     objective = Objective(terms, config.kappa, config.beta, config.latency_weight)
@@ -104,17 +118,12 @@ def run_search(config: SearchConfig, table: LatencyTable,
     for epoch in range(len(metrics), config.epochs):
         row = train_epoch(state, objective, data, config, space, epoch)
         metrics.append(row)
-        save(run, state, metrics)
+        if distributed.is_writer():
+            save(run, state, metrics)
         hooks.advance(f"epoch {epoch + 1}")
         if progress is not None:
             progress(row)
     return SearchResult(run.path, metrics, state, terms)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA GPU is visible to PyTorch: use --device cpu")
-    return torch.device(name)
 
 
 def memory_format(config: SearchConfig) -> torch.memory_format:
@@ -150,20 +159,29 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
 
 def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
                labels: torch.Tensor, t: float, generator: torch.Generator,
-               sampling: str) -> torch.Tensor:
+               sampling: str, global_batch: int | None = None) -> torch.Tensor:
     """One step on one s ~ Dirichlet(1..1); returns (objective, cross-entropy) as a detached
-    (2,) tensor on the training device, so the step waits for nothing on the host."""
+    (2,) tensor on the training device, so the step waits for nothing on the host. Under
+    torchrun `images` is this rank's shard of a batch of `global_batch` images, and the
+    returned figures are this rank's shares of the batch's."""
     k = objective.terms.edge_ms.shape[-1]
     s = sample_penalty(k, generator).to(images.device)
     logits = state.hypernet(s)
     gamma = gumbel_softmax(logits, t, generator)
     normal, reduce = (gamma[NORMAL], gamma[REDUCE]) if sampling == "soft" else hard_sample(gamma)
-    task_loss = F.cross_entropy(state.supernet(images, normal, reduce), labels)
+    outputs = state.supernet(images, normal, reduce)
     penalty, _ = objective.penalty(logits, s, t)
+    if global_batch is None:  # one process: the batch mean, as always
+        task_loss = F.cross_entropy(outputs, labels)
+    else:
+        task_loss = distributed.scale_task_loss(
+            F.cross_entropy(outputs, labels, reduction="sum"), global_batch)
+        penalty = distributed.shared_term(penalty)
     loss = task_loss + penalty
     state.optimizer_weights.zero_grad(set_to_none=True)
     state.optimizer_hypernet.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients([state.supernet, state.hypernet])
     state.optimizer_weights.step()
     state.optimizer_hypernet.step()
     return torch.stack([loss.detach(), task_loss.detach()])
@@ -174,15 +192,21 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
     t = temperature(epoch, config)
     device = data.train.labels.device
     generator = epoch_generator(config.seed, epoch, device)
+    reset_peak(device)
     state.supernet.train()
     started = time.perf_counter()
     totals, steps = torch.zeros(2, device=device), 0
     layout = memory_format(config)
-    for images, labels in data.train.batches(config.batch_size, generator):
+    rank, world = distributed.rank(), distributed.world()
+    for images, labels in data.train.batches(config.batch_size, generator, rank, world):
+        global_batch = (None if world == 1 else distributed.global_count(
+            steps * config.batch_size, config.batch_size, len(data.train)))
         totals += train_step(state, objective, images.contiguous(memory_format=layout), labels,
-                             t, generator, config.sampling)
+                             t, generator, config.sampling, global_batch)
         steps += 1
-    loss, task_loss = (totals / steps).tolist()  # the epoch's one wait for the device
+    # the epoch's one wait for the device (and, under torchrun, for the other ranks)
+    loss, task_loss = (distributed.sum_across(totals) / steps).tolist()
+    distributed.average_buffers(state.supernet)
     train_s = time.perf_counter() - started
     s_dev = objective.terms.s_dev
     with torch.no_grad():
@@ -201,10 +225,12 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
                                         state.supernet, data),
             expected_ms_dev=float(objective.terms.expected_ms(soft_dev)),
             arch_ms_dev=float(objective.terms.expected_ms(arch_dev)),
-            train_s=train_s)
+            train_s=train_s,
+            peak_memory_mb=peak_mb(device))  # after the validation above: arguments run in order
 
 
 def save(run: RunFolder, state: SearchState, metrics: list[EpochMetrics]) -> None:
     """Checkpoint (with the metrics), then metrics.csv and the LATEST pointer; each atomically."""
     rows = [asdict(row) for row in metrics]
-    run.save_epoch({"epoch": len(metrics), "state": state.state_dict(), "metrics": rows}, rows)
+    run.save_epoch({"epoch": len(metrics), "state": state.state_dict(), "metrics": rows,
+                    "world": distributed.world()}, rows)
