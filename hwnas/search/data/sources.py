@@ -5,13 +5,18 @@ from `--data-dir`). The user's own: a folder in torchvision's ImageFolder layout
 (`DIR/train/<class>/<images>`, optionally `DIR/test/<class>/<images>`; a folder of class
 folders without `train/` is the training set) or a `.npz` file (`x_train`, `y_train`,
 optionally `x_test`, `y_test`). Every problem with the data raises UserError naming it and
-the fix; `search/data.py` splits and fits what these return.
+the fix; `dataset.py` splits and fits what these return. A folder is listed first
+(`list_image_folder`), so that one too large to hold can be streamed (`streaming.py`) by the
+very `read_image` that reads one into memory; a .npz (one array, which numpy reads whole)
+and the torchvision sets (MNIST- and CIFAR-sized) are always read whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +29,7 @@ from hwnas.search.config import DATASETS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff",
                   ".webp")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes read as one channel
+T = TypeVar("T")
 
 # What torchvision looks for under --data-dir, for the error message when it is missing.
 EXPECTED_FILES = {
@@ -60,8 +66,9 @@ def read_source(name: str, data_dir: str, download: bool, input_size: int,
     path = Path(name)
     if path.suffix == ".npz" and path.is_file():
         return read_npz(path)
-    if path.is_dir():
-        return read_image_folder(path, input_size, hooks or Hooks())
+    folder = image_folder(name)
+    if folder is not None:
+        return read_image_folder(list_image_folder(folder), input_size, hooks or Hooks())
     if path.is_absolute() or path.suffix == ".npz":  # a path, as runs record one
         raise UserError(f"data set {name} not found (no such folder or file): check the path, "
                         f"or restore it there (a search run reads the data set its config.json "
@@ -188,9 +195,31 @@ def _listed(values: list[int]) -> str:
 
 # --- image folders --------------------------------------------------------------------------
 
-def read_image_folder(root: Path, input_size: int, hooks: Hooks) -> RawData:
+@dataclass(frozen=True)
+class FolderListing:
+    """An image folder's files and labels, listed without opening an image: what decides
+    whether it is read into memory or streamed (`hwnas.search.data.streaming`)."""
+
+    train_files: list[Path]  # class by class (sorted), each class's files sorted
+    train_labels: torch.Tensor
+    test_files: list[Path] | None  # None: the folder has no test/ split
+    test_labels: torch.Tensor | None
+    class_names: tuple[str, ...]  # label i is class_names[i]
+
+    @property
+    def files(self) -> list[Path]:
+        return self.train_files + (self.test_files or [])
+
+
+def image_folder(name: str) -> Path | None:
+    """The folder `--dataset name` names, or None when it names a built-in set or a file."""
+    path = Path(name)
+    return path if name not in DATASETS and path.is_dir() else None
+
+
+def list_image_folder(root: Path) -> FolderListing:
     """ImageFolder layout; class names (sorted folder names) come from the training split and
-    the test split's folders must be among them. Images are resized to `input_size` as read."""
+    the test split's folders must be among them."""
     train_dir = root / "train" if (root / "train").is_dir() else root
     train_files = _class_files(train_dir, root)
     test_files = _class_files(root / "test", root) if (root / "test").is_dir() else None
@@ -201,17 +230,26 @@ def read_image_folder(root: Path, input_size: int, hooks: Hooks) -> RawData:
             raise UserError(f"{root / 'test' / unknown[0]}: the test split has class "
                             f"{unknown[0]!r}, which the training split ({train_dir}) lacks: "
                             f"add training images of that class or remove the folder")
-    total = sum(map(len, train_files.values())) + sum(
-        map(len, (test_files or {}).values()))
-    hooks.start("reading", total)
-    train_images, train_labels = _read_split(train_files, class_names, input_size, hooks)
-    test_images = test_labels = None
-    if test_files is not None:
-        test_images, test_labels = _read_split(test_files, class_names, input_size, hooks)
+    train, train_labels = _flat(train_files, class_names)
+    if test_files is None:
+        return FolderListing(train, train_labels, None, None, class_names)
+    return FolderListing(train, train_labels, *_flat(test_files, class_names), class_names)
+
+
+def read_image_folder(listing: FolderListing, input_size: int, hooks: Hooks) -> RawData:
+    """Every image of `listing`, resized to `input_size` as it is read."""
+    hooks.start("reading", len(listing.files))
+    names = listing.class_names
+    train_images = _read_split(listing.train_files, listing.train_labels, names, input_size,
+                               hooks)
+    test_images = None
+    if listing.test_files is not None and listing.test_labels is not None:
+        test_images = _read_split(listing.test_files, listing.test_labels, names, input_size,
+                                  hooks)
     channels = max(train_images.shape[1], 0 if test_images is None else test_images.shape[1])
-    return RawData(_to_channels(train_images, channels), train_labels,
-                   None if test_images is None else _to_channels(test_images, channels),
-                   test_labels, 255.0, class_names)
+    return RawData(to_channels(train_images, channels), listing.train_labels,
+                   None if test_images is None else to_channels(test_images, channels),
+                   listing.test_labels, 255.0, names)
 
 
 def _class_files(split_dir: Path, root: Path) -> dict[str, list[Path]]:
@@ -231,32 +269,37 @@ def _class_files(split_dir: Path, root: Path) -> dict[str, list[Path]]:
     return files
 
 
-def _read_split(files: dict[str, list[Path]], class_names: tuple[str, ...], input_size: int,
-                hooks: Hooks) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for name, paths in files.items():
-        for path in paths:
-            images.append(_read_image(path, input_size))
-            labels.append(class_names.index(name))
-            hooks.advance(name)
+def _flat(files: dict[str, list[Path]],
+          class_names: tuple[str, ...]) -> tuple[list[Path], torch.Tensor]:
+    """(every file, its label), class by class."""
+    paths = [path for name in files for path in files[name]]
+    counts = [len(files[name]) for name in files]
+    labels = torch.tensor([class_names.index(name) for name in files], dtype=torch.long)
+    return paths, labels.repeat_interleave(torch.tensor(counts))
+
+
+def _read_split(paths: list[Path], labels: torch.Tensor, class_names: tuple[str, ...],
+                input_size: int, hooks: Hooks) -> torch.Tensor:
+    images = []
+    for path, label in zip(paths, labels.tolist(), strict=True):
+        images.append(read_image(path, input_size))
+        hooks.advance(class_names[label])
     channels = max(image.shape[0] for image in images)
-    return (torch.stack([_to_channels(image[None], channels)[0] for image in images]),
-            torch.tensor(labels, dtype=torch.long))
+    return torch.stack([to_channels(image[None], channels)[0] for image in images])
 
 
-def _read_image(path: Path, input_size: int) -> torch.Tensor:
+def image_channels(path: Path) -> int:
+    """The channels `read_image` gives `path` (1: grey, 3: RGB), from its header alone."""
+    return 1 if _open(path, lambda image: image.mode) in GREY_MODES else 3
+
+
+def read_image(path: Path, input_size: int) -> torch.Tensor:
     """One image as uint8 C×size×size: grey stays one channel, the rest RGB. Resizing rounds
     to 8 bits again (up to half a level off the float result), so a big folder is held at a
-    quarter of float32's memory."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("L" if image.mode in GREY_MODES else "RGB")
-            pixels = np.asarray(converted, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"cannot read image {path} ({type(exc).__name__}): replace or remove "
-                        f"the file") from None
+    quarter of float32's memory. A streamed folder's images are read by this very function,
+    so they match an in-memory folder's bit for bit."""
+    pixels = _open(path, lambda image: np.asarray(
+        image.convert("L" if image.mode in GREY_MODES else "RGB"), dtype=np.uint8))
     x = torch.from_numpy(pixels.copy())
     x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
     resized = F.interpolate(x[None].float(), size=(input_size, input_size), mode="bilinear",
@@ -264,6 +307,18 @@ def _read_image(path: Path, input_size: int) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
-def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+def _open(path: Path, read: Callable[[Any], T]) -> T:
+    """`read(image)` of the image at `path`; an unreadable file raises UserError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return read(image)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UserError(f"cannot read image {path} ({type(exc).__name__}): replace or remove "
+                        f"the file") from None
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     """Grey images repeated to three channels when the split also holds colour ones."""
     return images if images.shape[1] == channels else images.repeat(1, channels, 1, 1)

@@ -190,7 +190,7 @@ def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
 def train_epoch(state: SearchState, objective: Objective, data: Dataset, config: SearchConfig,
                 space: SearchSpace, epoch: int) -> EpochMetrics:
     t = temperature(epoch, config)
-    device = data.train.labels.device
+    device = data.train.device
     generator = epoch_generator(config.seed, epoch, device)
     reset_peak(device)
     state.supernet.train()
