@@ -14,7 +14,8 @@ A figure-printing script, not a test. Resumable: each search run is a normal run
         [--limit-train 300] [--train-epochs 8] [--random 3] [--rerank 0,3] [--max-minutes 10]
 
 `hard-time` is hard sampling given the epochs its speed buys: `--epochs` times soft's fastest
-epoch (the steps alone, `train_s` in metrics.csv, of the same seed) over hard's fastest.
+epoch (the steps alone, `train_s` in metrics.csv, of the same seed) over hard's fastest. A
+variant ending in `-cl` (`soft-cl`, `hard-cl`) trains in the channels-last memory layout.
 Budgets are a quarter, half and three quarters of the way through the soft seed-0 family's
 latency range, fixed per setting so every variant is judged at the same budgets.
 """
@@ -33,7 +34,7 @@ from pick_vs_random import _default_budgets, random_architectures, train_archite
 
 import hwnas
 from hwnas.arch.genotypes import Genotype
-from hwnas.latency.model.table import read_table
+from hwnas.latency.model.table import Record, read_table
 from hwnas.search.config import SearchConfig
 from hwnas.search.data.dataset import Dataset, load_dataset
 from hwnas.search.family.pick import Budget, best_within, genotype_of, latency_column
@@ -102,9 +103,10 @@ def _search(out: Path, setting: Setting, variant: str, seed: int, args: argparse
     """The run folder of (setting, variant, seed), searched now unless it is finished."""
     name = f"{setting.name}-{variant}-s{seed}"
     epochs = _epochs(out, setting, variant, seed, args)
-    config = SearchConfig(str(setting.table), sampling="soft" if variant == "soft" else "hard",
-                          epochs=epochs, seed=seed, limit_train=args.limit_train,
-                          out=str(out / "runs"), name=name,
+    config = SearchConfig(str(setting.table),
+                          sampling="soft" if variant.startswith("soft") else "hard",
+                          channels_last=variant.endswith("-cl"), epochs=epochs, seed=seed,
+                          limit_train=args.limit_train, out=str(out / "runs"), name=name,
                           resume=(out / "runs" / name).is_dir())
     started = time.perf_counter()
     run_dir = run_search(config, read_table(setting.table)).run_dir
@@ -163,14 +165,18 @@ def _budgets(out: Path, setting: Setting) -> list[float]:
     return _default_budgets([float(m[column]) for m in members])
 
 
+def _loaded(run_dir: Path, limit_train: int) -> tuple[LoadedRun, list[Record], str, Dataset]:
+    """A finished run, its family, the column that prices it and its (shortened) data."""
+    run = hwnas.load_run(run_dir)
+    data = load_dataset(run.config.dataset, run.space, run.config.data_dir,
+                        limit_train=limit_train)
+    return run, hwnas.load_family(run), latency_column(run.config.backend), data
+
+
 def _train_picks(out: Path, setting: Setting, variant: str, seed: int, run_dir: Path,
                  args: argparse.Namespace, done: set[tuple[str, ...]], trainings: Path,
                  deadline: float) -> None:
-    run = hwnas.load_run(run_dir)
-    members = hwnas.load_family(run)
-    column = latency_column(run.config.backend)
-    data = load_dataset(run.config.dataset, run.space, run.config.data_dir,
-                        limit_train=args.limit_train)
+    run, members, column, data = _loaded(run_dir, args.limit_train)
     for budget in _budgets(out, setting):
         for k in args.rerank if variant == args.variants[0] else [0]:
             key = (setting.name, variant, str(seed), f"{budget:g}", str(k), "pick", "0",
@@ -190,12 +196,8 @@ def _train_picks(out: Path, setting: Setting, variant: str, seed: int, run_dir: 
 def _train_randoms(out: Path, setting: Setting, args: argparse.Namespace,
                    done: set[tuple[str, ...]], trainings: Path, deadline: float) -> None:
     """Random architectures within ±5% of each budget's soft seed-0 pick, every seed."""
-    run_dir = out / "runs" / f"{setting.name}-soft-s0"
-    run = hwnas.load_run(run_dir)
-    members = hwnas.load_family(run)
-    column = latency_column(run.config.backend)
-    data = load_dataset(run.config.dataset, run.space, run.config.data_dir,
-                        limit_train=args.limit_train)
+    run, members, column, data = _loaded(out / "runs" / f"{setting.name}-soft-s0",
+                                         args.limit_train)
     for budget in _budgets(out, setting):
         pick = best_within(members, [Budget("table", run.config.backend, budget, column)])
         randoms = random_architectures(run, run.config.backend, float(pick[column]),

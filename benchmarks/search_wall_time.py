@@ -65,8 +65,10 @@ def main() -> None:
     parser.add_argument("--table", default=None, help="a profiled table (default: synthetic)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=SearchConfig("").epochs)
-    parser.add_argument("--channels-last", action="store_true",
-                        help="train in the channels-last layout (SearchConfig.channels_last)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        default=SearchConfig.channels_last,
+                        help="train in the channels-last layout (SearchConfig.channels_last, "
+                             "the default)")
     parser.add_argument("--out", default=None, help="runs root (default: a temporary folder)")
     args = parser.parse_args()
     table, table_path = benchmark_table(args.table)

@@ -57,12 +57,17 @@ def test_sampling_reaches_the_run(tmp_path, table_path) -> None:
     assert '"sampling": "hard"' in (out / "tiny-digits-seed0" / "config.json").read_text()
 
 
-def test_channels_last_reaches_the_run(tmp_path, table_path) -> None:
+@pytest.mark.parametrize(("options", "recorded"), [((), "true"), (("--no-channels-last",),
+                                                                   "false")])
+def test_channels_last_is_the_default_and_can_be_turned_off(tmp_path, table_path,
+                                                            options: tuple[str, ...],
+                                                            recorded: str) -> None:
     out = tmp_path / "runs"
-    result = _invoke("--table", table_path, "--out", out, "--channels-last", *QUICK)
+    result = _invoke("--table", table_path, "--out", out, *options, *QUICK)
     assert result.exit_code == 0, result.output
-    assert "channels-last" in result.output
-    assert '"channels_last": true' in (out / "tiny-digits-seed0" / "config.json").read_text()
+    assert ("channels-last" in result.output) == (recorded == "true")
+    assert (f'"channels_last": {recorded}'
+            in (out / "tiny-digits-seed0" / "config.json").read_text())
 
 
 def _refusal(*args: str) -> str:
