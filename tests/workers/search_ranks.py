@@ -4,8 +4,9 @@
   hypernetwork parameters, its batch-norm buffers, its per-epoch losses and the family it
   sweeps;
 - `steps`: a few `train_step`s on fixed global batches with batch-norm in eval mode (running
-  statistics, so no per-shard statistics), which on any number of ranks must give the
-  one-process parameters: it checks the loss scaling and the gradient all-reduce exactly.
+  statistics, so no per-shard statistics) and plain SGD, which on any number of ranks must
+  give the one-process parameters to float rounding: it checks the loss scaling and the
+  gradient all-reduce.
 
     python -m torch.distributed.run --nproc-per-node 2 tests/workers/search_ranks.py \\
         MODE TABLE OUT DUMP SAMPLING LIMIT_TRAIN
@@ -56,6 +57,11 @@ def steps(config: SearchConfig) -> dict[str, object]:
     data = load_dataset(config.dataset, table.space, limit_train=config.limit_train)
     state = build_state(config, table.space, device)
     state.supernet.eval()
+    # plain SGD: a parameter then moves by lr × its gradient, so float rounding in the
+    # all-reduce stays at rounding level (Adam would blow a rounding difference in a
+    # near-zero gradient up to a step of lr)
+    state.optimizer_weights = torch.optim.SGD(state.supernet.parameters(), lr=0.1)
+    state.optimizer_hypernet = torch.optim.SGD(state.hypernet.parameters(), lr=0.1)
     objective = Objective(latency_terms(table, config.backend), config.kappa, config.beta,
                           config.latency_weight)
     generator = epoch_generator(config.seed, 0, device)
