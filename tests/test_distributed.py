@@ -101,11 +101,21 @@ def test_bad_launches_are_refused_in_one_line_with_nothing_written(tmp_path, tin
     assert lines == ["error: --batch-size 15 is the global batch, split evenly across 2 "
                      "ranks: use a multiple of 2"]  # printed by rank 0 alone
     assert not (tmp_path / "runs").exists()
+    started = _cli(1, *_tiny_search_args(table, "--epochs", "1"), cwd=tmp_path)
+    assert started.returncode == 0, started.stderr[-2000:]
+    checked = tmp_path / "runs" / "tiny" / "checkpoint.pt"
+    before = checked.read_bytes()
+    changed = _cli(2, *_tiny_search_args(table, "--epochs", "1", "--kappa", "0.9", "--resume"),
+                   cwd=tmp_path)
+    assert changed.returncode != 0
+    assert [line for line in changed.stderr.splitlines() if line.startswith("error:")] == [
+        "error: run runs/tiny was started with kappa=0.5 (not 0.9): pass "
+        "the same options to --resume, or choose another --name"]
+    assert checked.read_bytes() == before
     if not torch.cuda.is_available():
         cuda = _cli(2, *_tiny_search_args(table, "--device", "cuda"), cwd=tmp_path)
         assert cuda.returncode != 0
         assert "--device cuda under torchrun uses nccl" in cuda.stderr
-        assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow
