@@ -127,7 +127,8 @@ def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path,
     assert straight.returncode == 0, straight.stderr[-2000:]
     assert straight.stdout.count("epoch   2/2") == 1  # rank 0 alone prints
 
-    args = _tiny_search_args(table, "--out", "cut", "--epochs", "3")
+    # enough epochs that the interruption lands mid-run on a fast machine too
+    args = _tiny_search_args(table, "--out", "cut", "--epochs", "12")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
                                  "--nproc-per-node=2", "-m", "hwnas", *args], cwd=tmp_path,
@@ -141,14 +142,14 @@ def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path,
     launcher.communicate(timeout=120)
     assert launcher.returncode != 0
     saved = torch.load(checkpoint, weights_only=True)
-    assert 1 <= saved["epoch"] < 3 and saved["world"] == 2
+    assert 1 <= saved["epoch"] < 12 and saved["world"] == 2
 
     one = _cli(1, *args, "--resume", cwd=tmp_path)
     assert one.returncode != 0
     assert "was trained on 2 process(es), this resume has 1" in one.stderr
     resumed = _cli(2, *args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    full = _cli(2, *_tiny_search_args(table, "--out", "full", "--epochs", "3"), cwd=tmp_path)
+    full = _cli(2, *_tiny_search_args(table, "--out", "full", "--epochs", "12"), cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-2000:]
     columns = ["epoch", "loss", "task_loss", "val_acc_uniform", "val_acc_dev", "arch_ms_dev"]
     assert (pd.read_csv(tmp_path / "cut" / "tiny" / "metrics.csv")[columns]

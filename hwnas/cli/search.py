@@ -65,6 +65,7 @@ def search(
     from rich.table import Table
 
     from hwnas.latency.model.table import read_table
+    from hwnas.search import distributed
     from hwnas.search.supernet.loop import EpochMetrics, run_search
 
     config = SearchConfig(
@@ -91,6 +92,7 @@ def search(
 
     with progress_hooks() if writer else nullcontext(None) as hooks:  # Ctrl-C: cli/errors.py
         result = run_search(config, lut, progress=show if writer else None, hooks=hooks)
+    distributed.finish()  # under torchrun: every rank is done, leave together
     if not writer:
         return
     last = result.metrics[-1]

@@ -67,6 +67,7 @@ def train(
     the preprocessing the model expects) in --out. Launched by torchrun, it trains on every
     rank (docs/distributed.md)."""
     from hwnas.errors import UserError
+    from hwnas.search import distributed
     from hwnas.search.retrain.job import TrainJob
     from hwnas.search.retrain.job import train as run_training
     from hwnas.search.retrain.source import from_export, from_genotype_file
@@ -91,6 +92,7 @@ def train(
     writer = Launch.from_environment().is_writer  # under torchrun, rank 0 alone prints
     printer = EpochPrinter(job.epochs, None if json_output or not writer else header)
     result = run_training(source, job, printer.epoch, printer.start)
+    distributed.finish()  # under torchrun: every rank is done, leave together
     record = result.record
     if not writer:
         return

@@ -36,6 +36,7 @@ def main() -> None:
     found = search(config) if mode == "search" else steps(config)
     torch.save({**found, "world": distributed.world()},
                Path(dump) / f"rank{distributed.rank()}.pt")
+    distributed.finish()
 
 
 def search(config: SearchConfig) -> dict[str, object]:
