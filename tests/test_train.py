@@ -19,7 +19,8 @@ from hwnas.cli import app
 from hwnas.errors import UserError
 from hwnas.latency.model.table import read_table, write_table
 from hwnas.search.config import SearchConfig
-from hwnas.search.retrain.fit import augment, shard_start
+from hwnas.search.distributed import shard_start
+from hwnas.search.retrain.fit import augment
 from hwnas.search.retrain.job import CHECKPOINT_FILE, TrainJob, train
 from hwnas.search.retrain.recipe import Recipe
 from hwnas.search.retrain.source import from_export

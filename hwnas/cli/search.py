@@ -91,7 +91,7 @@ def search(
                       f"[{m.train_s:.1f} s]")
 
     with progress_hooks() if writer else nullcontext(None) as hooks:  # Ctrl-C: cli/errors.py
-        result = run_search(config, lut, progress=show if writer else None, hooks=hooks)
+        result = run_search(config, lut, progress=show, hooks=hooks)
     distributed.finish()  # under torchrun: every rank is done, leave together
     if not writer:
         return

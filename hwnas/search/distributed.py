@@ -6,7 +6,7 @@ What keeps every rank's run one run:
   every rank draws the same; each rank then takes its contiguous shard of the global batch
   (`torch.tensor_split`, as `Split.batches` does);
 - each rank's loss is scaled so that the all-reduced *sum* of the gradients is the gradient of
-  the one-process loss on the whole global batch (`scale_task_loss`, `shared_term`);
+  the one-process loss on the whole global batch (`shard_mean`, `shared_term`);
 - batch-norm normalises each shard with its own statistics (synchronised batch-norm runs on
   CUDA only in PyTorch); the running statistics are averaged across ranks after every epoch,
   so checkpoints and members do not depend on the rank that wrote them.
@@ -129,19 +129,32 @@ def check_same_world(label: str, trained_on: int) -> None:
                         f"{world()}: resume it {how}")
 
 
-def global_count(step_start: int, batch_size: int, total: int) -> int:
-    """Images in the global batch that starts at `step_start` of a split of `total`."""
-    return min(batch_size, total - step_start)
+def global_count(step: int, batch_size: int, total: int) -> int:
+    """Images in the global batch of step `step` (counting from 0) of a split of `total`."""
+    return min(batch_size, total - step * batch_size)
 
 
-def scale_task_loss(summed: torch.Tensor, global_batch: int) -> torch.Tensor:
-    """A shard's summed loss as its share of the global batch's mean."""
-    return summed / global_batch
+def shard_start(batch: int, rank: int, world: int) -> int:
+    """Where rank `rank`'s images start in a global batch of `batch` (the contiguous shards of
+    `torch.tensor_split`, as `Split.batches` cuts them: the first `batch % world` shards hold
+    one image more)."""
+    return sum(batch // world + (r < batch % world) for r in range(rank))
+
+
+def shard_mean(loss: Callable[..., torch.Tensor], global_batch: int) -> torch.Tensor:
+    """The loss of this rank's shard as its share of the global batch's mean; `loss` takes a
+    `reduction=` (a partial of `F.cross_entropy`). One process: `loss(reduction="mean")`,
+    exactly as always. Under torchrun: `loss(reduction="sum") / global_batch`, so the
+    all-reduced sum of the ranks' gradients is the gradient of the mean over the whole
+    batch."""
+    if world() == 1:
+        return loss(reduction="mean")
+    return loss(reduction="sum") / global_batch
 
 
 def shared_term(term: torch.Tensor) -> torch.Tensor:
     """A term every rank computes alike (the penalty): its gradient is summed `world` times."""
-    return term / world()
+    return term / world() if world() > 1 else term
 
 
 def average_gradients(modules: Iterable[nn.Module]) -> None:

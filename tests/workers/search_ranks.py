@@ -70,8 +70,7 @@ def steps(config: SearchConfig) -> dict[str, object]:
     world, rank = distributed.world(), distributed.rank()
     for step, (images, labels) in enumerate(data.train.batches(config.batch_size, generator,
                                                                 rank, world)):
-        global_batch = None if world == 1 else distributed.global_count(
-            step * config.batch_size, config.batch_size, len(data.train))
+        global_batch = distributed.global_count(step, config.batch_size, len(data.train))
         share = train_step(state, objective, images, labels, 1.0, generator, config.sampling,
                            global_batch)
         losses.append(float(distributed.sum_across(share)[0]))

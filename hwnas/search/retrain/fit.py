@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -73,16 +74,11 @@ def fit(network: nn.Module, data: Dataset, recipe: Recipe, augmentation: str, ep
             lr = recipe.lr_at(epoch * steps_per_epoch + index, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            start = index * recipe.batch_size
-            batch = distributed.global_count(start, recipe.batch_size, len(data.train))
-            offset = shard_start(batch, rank, world)
+            batch = distributed.global_count(index, recipe.batch_size, len(data.train))
+            offset = distributed.shard_start(batch, rank, world)
             logits = network(augment(images, augmentation, generator, batch, offset))
-            if world == 1:  # one process: the batch mean, as always
-                loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
-            else:  # this rank's share of the global batch's mean
-                loss = distributed.scale_task_loss(F.cross_entropy(
-                    logits, labels, label_smoothing=recipe.label_smoothing, reduction="sum"),
-                    batch)
+            loss = distributed.shard_mean(partial(
+                F.cross_entropy, logits, labels, label_smoothing=recipe.label_smoothing), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients([network])
@@ -104,13 +100,6 @@ def evaluate(network: nn.Module, data: Dataset, split: str) -> float:
     """Accuracy on `split` ("val" or "test") with batch-norm statistics recomputed first."""
     recalibrate_batch_norm(network, data.train)
     return accuracy(network, getattr(data, split))
-
-
-def shard_start(batch: int, rank: int, world: int) -> int:
-    """Where rank `rank`'s images start in a global batch of `batch` (the contiguous shards of
-    `torch.tensor_split`, as `Split.batches` cuts them: the first `batch % world` shards hold
-    one image more)."""
-    return sum(batch // world + (r < batch % world) for r in range(rank))
 
 
 def augment(images: torch.Tensor, mode: str, generator: torch.Generator,

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,13 +171,9 @@ def train_step(state: SearchState, objective: Objective, images: torch.Tensor,
     gamma = gumbel_softmax(logits, t, generator)
     normal, reduce = (gamma[NORMAL], gamma[REDUCE]) if sampling == "soft" else hard_sample(gamma)
     outputs = state.supernet(images, normal, reduce)
-    penalty, _ = objective.penalty(logits, s, t)
-    if global_batch is None:  # one process: the batch mean, as always
-        task_loss = F.cross_entropy(outputs, labels)
-    else:
-        task_loss = distributed.scale_task_loss(
-            F.cross_entropy(outputs, labels, reduction="sum"), global_batch)
-        penalty = distributed.shared_term(penalty)
+    task_loss = distributed.shard_mean(partial(F.cross_entropy, outputs, labels),
+                                       global_batch or len(labels))
+    penalty = distributed.shared_term(objective.penalty(logits, s, t)[0])
     loss = task_loss + penalty
     state.optimizer_weights.zero_grad(set_to_none=True)
     state.optimizer_hypernet.zero_grad(set_to_none=True)
@@ -199,8 +196,7 @@ def train_epoch(state: SearchState, objective: Objective, data: Dataset, config:
     layout = memory_format(config)
     rank, world = distributed.rank(), distributed.world()
     for images, labels in data.train.batches(config.batch_size, generator, rank, world):
-        global_batch = (None if world == 1 else distributed.global_count(
-            steps * config.batch_size, config.batch_size, len(data.train)))
+        global_batch = distributed.global_count(steps, config.batch_size, len(data.train))
         totals += train_step(state, objective, images.contiguous(memory_format=layout), labels,
                              t, generator, config.sampling, global_batch)
         steps += 1
