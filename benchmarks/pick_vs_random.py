@@ -77,7 +77,7 @@ def main() -> None:
             row = train_architecture(run, data, genotype, kind, seed, args.epochs)
             row.update(budget_ms=f"{budget:g}", kind=kind, index=index, seed=seed,
                        genotype=genotype.to_json(), predicted_ms=predicted_ms)
-            _append(results, row)
+            append_row(results, FIELDS, row)
             done[key] = {k: str(v) for k, v in row.items()}
             print(f"  {budget:g} ms {kind:<10} #{index} seed {seed}: test {row['test']:.3f} "
                   f"(inherited val {row['inherited_val']:.3f}) [{row['train_s']:.0f} s]")
@@ -168,15 +168,16 @@ def _read(path: Path) -> dict[tuple[str, str, str, str], dict[str, str]]:
                 for r in csv.DictReader(handle)}
 
 
-def _append(path: Path, row: dict[str, object]) -> None:
-    """One line per finished training, flushed at once: an interruption loses at most one."""
+def append_row(path: Path, fields: tuple[str, ...], row: dict[str, object]) -> None:
+    """One CSV line (`fields` of `row`) per finished piece of work, flushed at once: an
+    interruption loses at most one. The header comes with the first line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file()
     with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, FIELDS)
+        writer = csv.DictWriter(handle, fields)
         if new:
             writer.writeheader()
-        writer.writerow({k: row[k] for k in FIELDS})
+        writer.writerow({k: row[k] for k in fields})
 
 
 def _report(rows: list[dict[str, str]], budgets: list[float]) -> None:

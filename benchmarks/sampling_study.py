@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pick_vs_random import _default_budgets, random_architectures, train_architecture
+from pick_vs_random import (
+    _default_budgets,
+    append_row,
+    random_architectures,
+    train_architecture,
+)
 
 import hwnas
 from hwnas.arch.genotypes import Genotype
@@ -122,7 +127,7 @@ def _search(out: Path, setting: Setting, variant: str, seed: int, args: argparse
                "corner_control": _corner_control(run),
                "search_train_s": sum(_epoch_train_s(run_dir)),
                "search_wall_s": wall_s}
-        _append(out / "families.csv", FAMILY_FIELDS, row)
+        append_row(out / "families.csv", FAMILY_FIELDS, row)
         families[key] = {k: str(v) for k, v in row.items()}
         print(f"{name}: {epochs} epochs, {len(members)} members {min(latencies):.3f}–"
               f"{max(latencies):.3f} ms, corner control {row['corner_control']:.2f}")
@@ -218,7 +223,7 @@ def _record(trainings: Path, done: set[tuple[str, ...]], key: tuple[str, ...],
     row.update(dict(zip(("setting", "variant", "search_seed", "budget_ms", "rerank", "kind",
                          "index", "train_seed"), key, strict=True)),
                genotype=genotype.to_json(), predicted_ms=predicted)
-    _append(trainings, FIELDS, row)
+    append_row(trainings, FIELDS, row)
     done.add(key)
     print(f"  {' '.join(key)}: {predicted:.3f} ms, test {row['test']:.3f} "
           f"[{row['train_s']:.0f} s]")
@@ -234,16 +239,6 @@ def _read(path: Path) -> list[dict[str, str]]:
         return []
     with path.open() as handle:
         return list(csv.DictReader(handle))
-
-
-def _append(path: Path, fields: tuple[str, ...], row: dict[str, object]) -> None:
-    """One line per finished step, flushed at once: an interruption loses at most one."""
-    new = not path.is_file()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fields)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row[k] for k in fields})
 
 
 def _mean_std(values: list[float]) -> str:

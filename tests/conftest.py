@@ -18,7 +18,7 @@ from hwnas.arch.space import SearchSpace
 # The synthetic table moved into the package (benchmarks use it too); tests import it from here.
 from hwnas.latency.model.synthetic import synthetic_latency_ms as synthetic_latency_ms
 from hwnas.latency.model.synthetic import synthetic_table
-from hwnas.latency.model.table import LatencyTable
+from hwnas.latency.model.table import LatencyTable, read_table, write_table
 from hwnas.latency.runner.timing import TimingSettings
 
 # Timing short enough for tests: a handful of tiny blocks per entry.
@@ -37,6 +37,19 @@ def tiny_space() -> SearchSpace:
 @pytest.fixture
 def tiny_table() -> LatencyTable:
     return synthetic_table(TINY_SPACE)
+
+
+def tiny_run(folder: Path, epochs: int) -> Path:
+    """A tiny search on digits (64 training images, a small validation split so evaluating
+    every member stays quick) over a synthetic table written beside it: the run folder that
+    the pick, rerank and train tests start from."""
+    from hwnas.search.config import SearchConfig
+    from hwnas.search.supernet.loop import run_search
+
+    table = write_table(synthetic_table(TINY_SPACE), folder / "tiny.parquet")
+    config = SearchConfig(str(table), epochs=epochs, limit_train=64, batch_size=16,
+                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
+    return run_search(config, read_table(table)).run_dir
 
 
 def heavy_imports(args: list[str]) -> list[str]:

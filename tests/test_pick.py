@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_SPACE, heavy_imports, synthetic_table
+from conftest import TINY_SPACE, heavy_imports, synthetic_table, tiny_run
 from typer.testing import CliRunner
 
 import hwnas.latency.validate
@@ -32,12 +32,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("pick")
-    table = write_table(synthetic_table(TINY_SPACE), folder / "tiny.parquet")
-    # a small validation split keeps evaluating every member of the family quick
-    config = SearchConfig(str(table), epochs=2, limit_train=64, batch_size=16,
-                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
-    return run_search(config, read_table(table)).run_dir
+    return tiny_run(tmp_path_factory.mktemp("pick"), epochs=2)
 
 
 def test_sweep_keeps_distinct_members_and_caches_them(run_dir: Path) -> None:

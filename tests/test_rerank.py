@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 import torch
-from conftest import TINY_SPACE, heavy_imports, synthetic_table
+from conftest import TINY_SPACE, heavy_imports, tiny_run
 from typer.testing import CliRunner
 
 import hwnas
@@ -20,8 +20,7 @@ from hwnas.arch.genotypes import Genotype
 from hwnas.cli import app
 from hwnas.errors import UserError
 from hwnas.hooks import Hooks
-from hwnas.latency.model.table import Record, read_table, write_table
-from hwnas.search.config import SearchConfig
+from hwnas.latency.model.table import Record
 from hwnas.search.family.cache import RERANK_FILE
 from hwnas.search.family.choose import DEFAULT_RERANK
 from hwnas.search.family.derive import member
@@ -29,7 +28,6 @@ from hwnas.search.family.pick import Budget, best_within, latency_column, ranked
 from hwnas.search.family.rerank import fine_tune, rerank
 from hwnas.search.family.sweep import LoadedRun, family, load_run
 from hwnas.search.retrain.recipe import Recipe
-from hwnas.search.supernet.loop import run_search
 
 runner = CliRunner()
 BUDGET = ["--max-latency-ms", "1000"]  # every member of the tiny family fits
@@ -39,11 +37,7 @@ LATENCY = latency_column("onnxruntime")  # the run's backend
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny trained run with its family swept and cached (23 members here)."""
-    folder = tmp_path_factory.mktemp("rerank")
-    table = write_table(synthetic_table(TINY_SPACE), folder / "tiny.parquet")
-    config = SearchConfig(str(table), epochs=2, limit_train=64, batch_size=16,
-                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
-    run_dir = run_search(config, read_table(table)).run_dir
+    run_dir = tiny_run(tmp_path_factory.mktemp("rerank"), epochs=2)
     family(load_run(run_dir))
     return run_dir
 

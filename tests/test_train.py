@@ -11,20 +11,18 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_SPACE, synthetic_table
+from conftest import TINY_SPACE, synthetic_table, tiny_run
 from typer.testing import CliRunner
 
 from hwnas.arch.space import SearchSpace
 from hwnas.cli import app
 from hwnas.errors import UserError
 from hwnas.latency.model.table import read_table, write_table
-from hwnas.search.config import SearchConfig
 from hwnas.search.distributed import shard_start
 from hwnas.search.retrain.fit import augment
 from hwnas.search.retrain.job import CHECKPOINT_FILE, TrainJob, train
 from hwnas.search.retrain.recipe import Recipe
 from hwnas.search.retrain.source import from_export
-from hwnas.search.supernet.loop import run_search
 
 runner = CliRunner()
 QUICK = Recipe(batch_size=32)
@@ -35,12 +33,9 @@ FEW = 64  # training images: the tiny network trains in well under a second per 
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `hwnas pick --export` writes for a tiny one-epoch run on digits."""
     folder = tmp_path_factory.mktemp("train")
-    table = write_table(synthetic_table(TINY_SPACE), folder / "tiny.parquet")
-    config = SearchConfig(str(table), epochs=1, limit_train=64, batch_size=16,
-                          val_fraction=0.05, out=str(folder / "runs"), name="tiny")
-    run_search(config, read_table(table))
     result = runner.invoke(app, ["pick", "--max-latency-ms", "1000", "--run",
-                                 str(folder / "runs" / "tiny"), "--export", str(folder / "pick")])
+                                 str(tiny_run(folder, epochs=1)), "--export",
+                                 str(folder / "pick")])
     assert result.exit_code == 0, result.output
     return folder / "pick"
 
